@@ -1,0 +1,48 @@
+/**
+ * Every failure portcullis reports has a stable code, defined here and only
+ * here. Users (and scripts) match on `code`; messages may improve over time.
+ * The README's error table is checked against this list by a test.
+ */
+export const ERROR_CODES = {
+  PC_ERR_USAGE: 'The command line is not valid; the message names the bad argument.',
+  PC_ERR_CONFIG_READ: 'The policy file could not be read (missing, unreadable).',
+  PC_ERR_CONFIG_INVALID: 'The policy file has one or more problems, each reported as FILE:LINE:COL.',
+  PC_ERR_LISTEN: 'A listener could not bind its address (in use, or no permission for the port).',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class of every error portcullis raises on purpose. */
+export class PortcullisError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PortcullisError';
+    this.code = code;
+  }
+}
+
+/** One problem in a policy file, located so an editor can jump to it. */
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+/** The policy file is invalid; `problems` lists every problem found, not only the first. */
+export class ConfigError extends PortcullisError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[]) {
+    super('PC_ERR_CONFIG_INVALID', problems.map(formatConfigProblem).join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Formats a problem the way compilers do, `FILE:LINE:COL: message`, so editors can jump to it. */
+export function formatConfigProblem(problem: ConfigProblem): string {
+  return `${problem.file}:${problem.line}:${problem.col}: ${problem.message}`;
+}
