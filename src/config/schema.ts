@@ -1,0 +1,279 @@
+import { z } from 'zod';
+import { parseCidr } from '../identity/cidr-set.js';
+import { parseByteSize } from './byte-size.js';
+import { parseDurationMs } from './duration.js';
+import { parseListenAddress } from './listen-address.js';
+import { parseRate } from './rate.js';
+
+/*
+ * The policy schema: the single source of the policy's shape, its types and its
+ * defaults. Every object is strict (an unknown key is an error, with a
+ * did-you-mean), every default is written once, here, with its unit and reason.
+ * The README's policy reference and config/portcullis.yaml document these keys;
+ * a test parses the shipped file so it cannot go stale.
+ */
+
+/** Methods a rule may name. `OTHER` stands for every method no rule names, `*` for all. */
+export const KNOWN_METHODS = [
+  'GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT',
+  // WebDAV, served by mod_dav and by PHP scripts alike.
+  'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK',
+  'OTHER', '*',
+] as const;
+
+const text = (what: string) => z.string({ error: (issue) => expected(what, issue.input) });
+
+function expected(what: string, input: unknown): string {
+  return input === undefined ? 'is required' : `must be ${what}, got ${describe(input)}`;
+}
+
+/** Renders a value as the user wrote it, for "got …" in messages. */
+export function describe(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'a mapping';
+  return JSON.stringify(input);
+}
+
+const durationMs = (example: string) =>
+  text(`a duration like ${example}`).transform((value, ctx) => {
+    const ms = parseDurationMs(value);
+    if (ms === null || ms <= 0) {
+      ctx.issues.push({ code: 'custom', input: value, message: `must be a positive duration like ${example} (units: ms, s, m, h, d, w), got ${describe(value)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const rate = text('a rate like 20/s').transform((value, ctx) => {
+  const parsed = parseRate(value);
+  if (parsed === null) {
+    ctx.issues.push({ code: 'custom', input: value, message: `must be a rate like 20/s, 300/min or 5/h, got ${describe(value)}` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const byteSize = text('a size like 64MiB').transform((value, ctx) => {
+  const bytes = parseByteSize(value);
+  if (bytes === null || bytes <= 0) {
+    ctx.issues.push({ code: 'custom', input: value, message: `must be a size like 64MiB or 10MB (units: B, KB, MB, GB, KiB, MiB, GiB), got ${describe(value)}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const positiveInt = (what = 'a positive whole number') =>
+  z.int({ error: (issue) => expected(what, issue.input) }).min(1, { error: (issue) => `must be ${what}, got ${describe(issue.input)}` });
+
+const cidr = text('an address or CIDR like 10.0.0.0/8').refine(
+  (value) => {
+    try {
+      parseCidr(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: (issue) => `must be an IP address or CIDR like 10.0.0.0/8 or 2001:db8::/32, got ${describe(issue.input)}` },
+);
+
+const listenAddress = text('HOST:PORT').refine((value) => parseListenAddress(value) !== null, {
+  error: (issue) => `must be HOST:PORT like 0.0.0.0:8000 or [::]:8000, got ${describe(issue.input)}`,
+});
+
+const upstreamUrl = text('a URL like http://127.0.0.1:8080').transform((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.issues.push({ code: 'custom', input: value, message: `must be a URL like http://127.0.0.1:8080, got ${describe(value)}` });
+    return z.NEVER;
+  }
+  const problem =
+    url.protocol !== 'http:' && url.protocol !== 'https:' ? 'must use http:// or https://'
+    : url.username || url.password ? 'must not contain credentials'
+    : url.pathname !== '/' || url.search || url.hash ? 'must not have a path, query or fragment (portcullis forwards the path as the client sent it)'
+    : null;
+  if (problem) {
+    ctx.issues.push({ code: 'custom', input: value, message: `${problem}, got ${describe(value)}` });
+    return z.NEVER;
+  }
+  return url.origin;
+});
+
+const method = z.enum(KNOWN_METHODS, {
+  error: (issue) => `must be an HTTP method in capitals (${KNOWN_METHODS.join(', ')}), got ${describe(issue.input)}`,
+});
+
+const httpStatus = z
+  .int({ error: (issue) => expected('an HTTP status code', issue.input) })
+  .min(400, { error: (issue) => `must be a 4xx or 5xx status code, got ${describe(issue.input)}` })
+  .max(599, { error: (issue) => `must be a 4xx or 5xx status code, got ${describe(issue.input)}` });
+
+const absolutePath = text('a path starting with /').refine((value) => value.startsWith('/'), {
+  error: (issue) => `must start with /, got ${describe(issue.input)}`,
+});
+
+const regexSource = text('a regular expression').refine(
+  (value) => {
+    try {
+      new RegExp(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: (issue) => `must be a valid JavaScript regular expression, got ${describe(issue.input)}` },
+);
+
+const ruleName = text('a name').regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
+  error: (issue) => `must be 1–64 letters, digits, '.', '_' or '-', got ${describe(issue.input)}`,
+});
+
+const bucket = z.strictObject({
+  /** Refill rate: the sustained request rate this bucket admits. */
+  rate,
+  /** Capacity: how many requests may come at once after a quiet spell. */
+  burst: positiveInt(),
+});
+
+const limitRule = z
+  .strictObject({
+    name: ruleName,
+    methods: z.array(method).min(1, { error: 'must list at least one method' }),
+    /** Exact paths (`/wp-login.php`, also matching its PATH_INFO) or prefixes ending in `*` (`/wp-admin/*`). Absent: every path. */
+    paths: z.array(absolutePath).min(1, { error: 'must list at least one path, or be left out for every path' }).optional(),
+    per_ip: bucket.optional(),
+    per_prefix: bucket.optional(),
+    /** Tokens each matching request takes from every bucket of this rule. */
+    cost: positiveInt().default(1),
+    /** Status of a refusal. 429 is what clients and crawlers understand as "slow down". */
+    status: httpStatus.default(429),
+    /** Paths match case-insensitively unless set, since Apache can serve a file under another case. */
+    case_sensitive: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+  })
+  .superRefine((rule, ctx) => {
+    if (!rule.per_ip && !rule.per_prefix) {
+      ctx.addIssue({ code: 'custom', message: 'needs per_ip and/or per_prefix: a rule without a bucket limits nothing', path: ['per_ip'] });
+    }
+    for (const scope of ['per_ip', 'per_prefix'] as const) {
+      const spec = rule[scope];
+      // A burst that failed its own check has already been reported.
+      if (spec && spec.burst >= 1 && rule.cost > spec.burst) {
+        ctx.addIssue({ code: 'custom', message: `cost ${rule.cost} is larger than ${scope}.burst ${spec.burst}: no request could ever pass`, path: ['cost'] });
+      }
+    }
+  });
+
+const blockRule = z
+  .strictObject({
+    /** Shown in logs; defaults to the path it blocks. */
+    name: ruleName.optional(),
+    /** Exact path, also matching PATH_INFO below it and its MultiViews name without extension. */
+    path: absolutePath.optional(),
+    /** Every path starting with this. */
+    path_prefix: absolutePath.optional(),
+    /** A JavaScript regular expression tested against the normalised path (anchor it yourself). */
+    path_regex: regexSource.optional(),
+    /** Absent: every method. */
+    methods: z.array(method).min(1, { error: 'must list at least one method, or be left out for every method' }).optional(),
+    /** 403 says "never", unlike 429's "later". */
+    status: httpStatus.default(403),
+    case_sensitive: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+  })
+  .superRefine((rule, ctx) => {
+    const given = (['path', 'path_prefix', 'path_regex'] as const).filter((key) => rule[key] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: given.length === 0 ? 'needs one of path, path_prefix or path_regex' : `has ${given.join(' and ')}: give exactly one`,
+        path: given.length === 0 ? [] : [given[1] as string],
+      });
+    }
+  });
+
+const clients = z.strictObject({
+  /** CIDRs whose X-Forwarded-For is believed (your CDN or load balancer). Empty: nobody's. */
+  trusted_proxies: z.array(cidr).default([]),
+  /** CIDRs never limited (blocks still apply). */
+  allow: z.array(cidr).default([]),
+  /** Prefix lengths that group neighbouring addresses: one /24 or one /64 is usually one network owner. */
+  prefix: z
+    .strictObject({
+      ipv4: z.int({ error: (issue) => expected('a prefix length 8–32', issue.input) }).min(8).max(32).default(24),
+      ipv6: z.int({ error: (issue) => expected('a prefix length 16–128', issue.input) }).min(16).max(128).default(64),
+    })
+    .prefault({}),
+  /** Cap on addresses and prefixes with bucket state; least recently seen are forgotten first. ~200 bytes each. */
+  max_tracked: positiveInt().default(1_000_000),
+});
+
+const concurrency = z.strictObject({
+  /** In-flight requests to the upstream in total. Keep it below Apache's MaxRequestWorkers. */
+  upstream_max: positiveInt().default(64),
+  /** In-flight requests per client IP. Browsers open 6 connections; 16 leaves room for a small office behind NAT. */
+  per_client_max: positiveInt().default(16),
+  /** Requests waiting for a slot, in total; beyond it, 503 at once. */
+  queue_max: positiveInt().default(512),
+  /** Requests waiting per client IP, so one client cannot fill the queue. */
+  per_client_queue_max: positiveInt().default(16),
+  /** How long a request may wait for a slot before 503. */
+  queue_timeout: durationMs('2s').default(5_000),
+});
+
+const timeouts = z.strictObject({
+  /** Time for a client to send its request headers (slowloris guard). */
+  client_headers: durationMs('10s').default(10_000),
+  /** Time for a client to send its whole request, body included. */
+  client_request: durationMs('5m').default(300_000),
+  /** How long an idle client keep-alive connection is kept open. */
+  client_keepalive: durationMs('5s').default(5_000),
+  /** Time to open a connection to the upstream; failing that, 502. */
+  upstream_connect: durationMs('5s').default(5_000),
+  /** Time for the upstream to start answering; failing that, 504. PHP pages can be slow, hence a minute. */
+  upstream_headers: durationMs('60s').default(60_000),
+  /** Longest silence while the upstream sends a body. */
+  upstream_body: durationMs('5m').default(300_000),
+});
+
+const request = z.strictObject({
+  /** Largest request body forwarded; larger gets 413. WordPress media uploads are often a few tens of MB. */
+  max_body: byteSize.default(64 * 1_048_576),
+});
+
+/** The whole policy file. */
+export const policySchema = z
+  .strictObject({
+    /** Where the proxy listens. */
+    listen: listenAddress.default('0.0.0.0:8000'),
+    /** The origin (Apache) requests are forwarded to. */
+    upstream: upstreamUrl.default('http://127.0.0.1:8080'),
+    clients: clients.prefault({}),
+    limits: z.array(limitRule).default([]),
+    block: z.array(blockRule).default([]),
+    concurrency: concurrency.prefault({}),
+    timeouts: timeouts.prefault({}),
+    request: request.prefault({}),
+  })
+  .superRefine((policy, ctx) => {
+    const seen = new Set<string>();
+    policy.limits.forEach((rule, index) => {
+      if (seen.has(rule.name)) {
+        ctx.addIssue({ code: 'custom', message: `rule name "${rule.name}" is used twice: names label metrics and logs, so they must be unique`, path: ['limits', index, 'name'] });
+      }
+      seen.add(rule.name);
+    });
+    if (policy.timeouts.client_request < policy.timeouts.client_headers) {
+      ctx.addIssue({ code: 'custom', message: 'must not be shorter than timeouts.client_headers', path: ['timeouts', 'client_request'] });
+    }
+    if (policy.concurrency.per_client_max > policy.concurrency.upstream_max) {
+      ctx.addIssue({ code: 'custom', message: 'must not be larger than concurrency.upstream_max', path: ['concurrency', 'per_client_max'] });
+    }
+  });
+
+/** A validated policy, with durations in ms, sizes in bytes and rates parsed. */
+export type PolicyConfig = z.output<typeof policySchema>;
+export type LimitRuleConfig = PolicyConfig['limits'][number];
+export type BlockRuleConfig = PolicyConfig['block'][number];
+export type BucketConfig = NonNullable<LimitRuleConfig['per_ip']>;

@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_POLICY_FILE, loadPolicyFile, parsePolicy } from '../../../src/config/policy-loader.js';
+import { ConfigError, PortcullisError, type ConfigProblem } from '../../../src/core/errors.js';
+
+/** Parses `source` and returns the problems it must have. */
+function problemsOf(source: string): ConfigProblem[] {
+  try {
+    parsePolicy(source, 'policy.yaml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe('PC_ERR_CONFIG_INVALID');
+    return [...(error as ConfigError).problems];
+  }
+  throw new Error('expected the policy to be rejected');
+}
+
+const RULE = (perIp: string) => `limits:
+  - name: read
+    methods: [GET]
+    per_ip: ${perIp}
+`;
+
+describe('parsePolicy', () => {
+  it('accepts the shipped default policy', async () => {
+    const config = await loadPolicyFile(DEFAULT_POLICY_FILE);
+    expect(config.listen).toBe('0.0.0.0:8000');
+    expect(config.upstream).toBe('http://127.0.0.1:8080');
+    expect(config.limits.map((rule) => rule.name)).toEqual(['read', 'write', 'other', 'login']);
+    expect(config.block[0]?.path).toBe('/xmlrpc.php');
+    expect(config.concurrency.queue_timeout).toBe(5000);
+  });
+
+  it('gives every documented default to an empty file', () => {
+    const config = parsePolicy('', 'empty.yaml');
+    expect(config.clients).toEqual({ trusted_proxies: [], allow: [], prefix: { ipv4: 24, ipv6: 64 }, max_tracked: 1_000_000 });
+    expect(config.limits).toEqual([]);
+    expect(config.request.max_body).toBe(64 * 1024 * 1024);
+  });
+
+  it('converts rates, durations and sizes', () => {
+    const config = parsePolicy(`${RULE('{ rate: 20/s, burst: 100 }')}concurrency: { queue_timeout: 1500ms }\nrequest: { max_body: 1MiB }\n`, 'p.yaml');
+    expect(config.limits[0]?.per_ip?.rate.perMs).toBeCloseTo(0.02, 12);
+    expect(config.limits[0]?.cost).toBe(1);
+    expect(config.limits[0]?.status).toBe(429);
+    expect(config.concurrency.queue_timeout).toBe(1500);
+    expect(config.request.max_body).toBe(1_048_576);
+  });
+
+  it('reports an unknown key at the key with a did-you-mean', () => {
+    const problems = problemsOf(RULE('{ rate: 20/s, brust: 100 }'));
+    expect(problems).toContainEqual({
+      file: 'policy.yaml',
+      line: 4,
+      col: 27,
+      message: 'limits[0].per_ip.brust: unknown key "brust"; did you mean "burst"?',
+    });
+  });
+
+  it('lists the allowed keys when nothing is close (fail2ban\'s maxretry)', () => {
+    const [problem] = problemsOf('maxretry: 5\n');
+    expect(problem?.line).toBe(1);
+    expect(problem?.col).toBe(1);
+    expect(problem?.message).toMatch(/^maxretry: unknown key "maxretry"; expected one of: listen, upstream, clients, limits/);
+  });
+
+  it('treats an inline # comment as a comment, not as part of the value', () => {
+    const config = parsePolicy(`${RULE('{ rate: 20/s, burst: 100 }  # a comment')}    cost: 2 # tokens per request\n`, 'p.yaml');
+    expect(config.limits[0]?.per_ip?.burst).toBe(100);
+    expect(config.limits[0]?.cost).toBe(2);
+  });
+
+  it('rejects an unparsable rate with its position', () => {
+    const problems = problemsOf(RULE('{ rate: 20 per second, burst: 100 }'));
+    expect(problems).toEqual([
+      {
+        file: 'policy.yaml',
+        line: 4,
+        col: 21,
+        message: 'limits[0].per_ip.rate: must be a rate like 20/s, 300/min or 5/h, got "20 per second"',
+      },
+    ]);
+  });
+
+  it('rejects a negative burst and a wrong type', () => {
+    const problems = problemsOf(`${RULE('{ rate: 20/s, burst: -10 }')}concurrency: { upstream_max: "lots" }\n`);
+    expect(problems.map((problem) => `${problem.line}:${problem.col} ${problem.message}`)).toEqual([
+      '4:34 limits[0].per_ip.burst: must be a positive whole number, got -10',
+      '5:30 concurrency.upstream_max: must be a positive whole number, got "lots"',
+    ]);
+  });
+
+  it('rejects a duration without a unit', () => {
+    const [problem] = problemsOf('concurrency:\n  queue_timeout: 2\n');
+    expect(problem).toMatchObject({ line: 2, col: 18 });
+    expect(problem?.message).toContain('concurrency.queue_timeout: must be a duration like 2s');
+  });
+
+  it('rejects an invalid CIDR', () => {
+    const [problem] = problemsOf('clients:\n  allow: ["10.0.0.0/8", "10.0.0.0/33"]\n');
+    expect(problem).toMatchObject({ line: 2, col: 25 });
+    expect(problem?.message).toContain('clients.allow[1]: must be an IP address or CIDR');
+  });
+
+  it('suggests a method for a typo', () => {
+    const [problem] = problemsOf('limits:\n  - name: r\n    methods: [GTE]\n    per_ip: { rate: 1/s, burst: 1 }\n');
+    expect(problem).toMatchObject({ line: 3, col: 15 });
+    expect(problem?.message).toMatch(/limits\[0\]\.methods\[0\]: .*got "GTE"; did you mean "GET"\?/);
+  });
+
+  it('requires a name and a bucket on every rule', () => {
+    expect(problemsOf('limits:\n  - methods: [GET]\n    per_ip: { rate: 1/s, burst: 1 }\n')).toEqual([
+      { file: 'policy.yaml', line: 2, col: 5, message: 'limits[0].name: is required' },
+    ]);
+    const [problem] = problemsOf('limits:\n  - name: r\n    methods: [GET]\n');
+    expect(problem?.message).toContain('needs per_ip and/or per_prefix');
+  });
+
+  it('rejects a cost no bucket can ever pay', () => {
+    const [problem] = problemsOf(`${RULE('{ rate: 1/s, burst: 2 }')}    cost: 3\n`);
+    expect(problem?.message).toContain('cost 3 is larger than per_ip.burst 2');
+    expect(problem?.line).toBe(5);
+  });
+
+  it('rejects duplicate rule names', () => {
+    const problems = problemsOf(`${RULE('{ rate: 1/s, burst: 2 }')}  - name: read\n    methods: [POST]\n    per_ip: { rate: 1/s, burst: 2 }\n`);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ line: 5, col: 11 });
+    expect(problems[0]?.message).toContain('used twice');
+  });
+
+  it('needs exactly one path kind on a block', () => {
+    expect(problemsOf('block:\n  - path: /a\n    path_prefix: /b\n')[0]?.message).toContain('has path and path_prefix: give exactly one');
+    expect(problemsOf('block:\n  - status: 403\n')[0]?.message).toContain('needs one of path, path_prefix or path_regex');
+    expect(problemsOf('block:\n  - path_regex: "(["\n')[0]?.message).toContain('must be a valid JavaScript regular expression');
+    expect(problemsOf('block:\n  - path: xmlrpc.php\n')[0]?.message).toContain('must start with /');
+  });
+
+  it('rejects an upstream with a path, and YAML errors such as duplicate keys', () => {
+    expect(problemsOf('upstream: http://127.0.0.1:8080/blog\n')[0]?.message).toContain('must not have a path');
+    const [duplicate] = problemsOf('listen: "0.0.0.0:80"\nlisten: "0.0.0.0:81"\n');
+    expect(duplicate?.line).toBe(2);
+    expect(duplicate?.message).toMatch(/unique/i);
+  });
+
+  it('reports every problem, sorted by position', () => {
+    const problems = problemsOf('listen: 80\nupstream: ftp://x\nclients: { max_trakced: 5 }\n');
+    expect(problems.map((problem) => problem.line)).toEqual([1, 2, 3]);
+    expect(problems[2]?.message).toContain('did you mean "max_tracked"?');
+  });
+
+  it('says clearly when the file cannot be read', async () => {
+    await expect(loadPolicyFile('/nonexistent/policy.yaml')).rejects.toMatchObject({ code: 'PC_ERR_CONFIG_READ' });
+    await expect(loadPolicyFile('/nonexistent/policy.yaml')).rejects.toBeInstanceOf(PortcullisError);
+  });
+});
