@@ -1,0 +1,44 @@
+import type { BucketLayout, BucketSpec } from './bucket-spec.js';
+
+/** Some buckets of one client key (an address or a prefix) that a request must pay. */
+export interface BucketTake {
+  /** The client key: an address (`192.0.2.7`) or a prefix (`192.0.2.0/24`). */
+  readonly key: string;
+  readonly layout: BucketLayout;
+  readonly buckets: readonly BucketSpec[];
+}
+
+/** The request may pass; every bucket has been charged. */
+export interface Admitted {
+  readonly admitted: true;
+}
+
+/** The request must wait; no bucket has been charged. */
+export interface BucketRefusal {
+  readonly admitted: false;
+  /** The bucket that needs the longest wait. */
+  readonly bucket: BucketSpec;
+  /** Milliseconds until every bucket could pay, i.e. an honest Retry-After. */
+  readonly retryAfterMs: number;
+}
+
+export type TakeOutcome = Admitted | BucketRefusal;
+
+/** Shared so the hot path allocates nothing for an admitted request. */
+export const ADMITTED: Admitted = Object.freeze({ admitted: true });
+
+/**
+ * Where per-client bucket state lives. The memory store is the default; a
+ * Redis store (cluster mode) implements the same contract with a Lua script
+ * that is handed `nowMs`, so every node computes with the same arithmetic.
+ */
+export interface BucketStore {
+  /**
+   * Charges every bucket of every take, or none of them: a request refused by
+   * one bucket does not drain the others (so a client held back by its prefix
+   * keeps its own allowance).
+   */
+  take(takes: readonly BucketTake[], nowMs: number): TakeOutcome;
+  /** Client keys currently tracked. */
+  readonly size: number;
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/core/clock.js';
+import { createBucketLayout, type BucketSpec } from '../../../src/limiter/bucket-spec.js';
+import type { BucketTake } from '../../../src/limiter/bucket-store.js';
+import { MemoryBucketStore } from '../../../src/limiter/stores/memory-bucket-store.js';
+
+function bucket(rule: string, ratePerSec: number, burst: number, slot: number, cost = 1): BucketSpec {
+  return { id: `${rule}/ip/${ratePerSec}/${burst}`, rule, scope: 'ip', ratePerMs: ratePerSec / 1000, rateText: `${ratePerSec}/s`, burst, cost, slot };
+}
+
+describe('MemoryBucketStore', () => {
+  const read = bucket('read', 10, 3, 0);
+  const write = bucket('write', 1, 2, 1);
+  const layout = createBucketLayout('ip', [read, write]);
+  const takeRead = (key: string): BucketTake[] => [{ key, layout, buckets: [read] }];
+
+  it('admits a burst, then refuses with an honest retry time, then refills', () => {
+    const store = new MemoryBucketStore(100);
+    const clock = new ManualClock(1_000);
+    for (let i = 0; i < 3; i++) expect(store.take(takeRead('a'), clock.nowMs()).admitted).toBe(true);
+    const refusal = store.take(takeRead('a'), clock.nowMs());
+    expect(refusal).toMatchObject({ admitted: false, bucket: read });
+    expect(refusal.admitted === false && refusal.retryAfterMs).toBeCloseTo(100, 9);
+    clock.advance(99);
+    expect(store.take(takeRead('a'), clock.nowMs()).admitted).toBe(false);
+    clock.advance(1);
+    expect(store.take(takeRead('a'), clock.nowMs()).admitted).toBe(true);
+  });
+
+  it('keeps clients and buckets apart', () => {
+    const store = new MemoryBucketStore(100);
+    for (let i = 0; i < 3; i++) store.take(takeRead('a'), 0);
+    expect(store.take(takeRead('a'), 0).admitted).toBe(false);
+    expect(store.take(takeRead('b'), 0).admitted).toBe(true);
+    expect(store.take([{ key: 'a', layout, buckets: [write] }], 0).admitted).toBe(true);
+  });
+
+  it('charges all buckets or none', () => {
+    const store = new MemoryBucketStore(100);
+    const prefixBucket: BucketSpec = { ...bucket('read', 10, 1, 0), id: 'read/prefix', scope: 'prefix' };
+    const prefixLayout = createBucketLayout('prefix', [prefixBucket]);
+    const both = (ip: string): BucketTake[] => [
+      { key: ip, layout, buckets: [read] },
+      { key: '10.0.0.0/24', layout: prefixLayout, buckets: [prefixBucket] },
+    ];
+    expect(store.take(both('10.0.0.1'), 0).admitted).toBe(true);
+    // The prefix is empty now: the next request is refused and its IP bucket must not be charged.
+    for (let i = 0; i < 5; i++) expect(store.take(both('10.0.0.1'), 0)).toMatchObject({ admitted: false, bucket: prefixBucket });
+    expect(store.peek('10.0.0.1', 0)?.get(read.id)).toBe(2);
+  });
+
+  it('reports the longest wait among refusing buckets', () => {
+    const store = new MemoryBucketStore(100);
+    const slowCostly = bucket('slow', 1, 2, 1, 2);
+    const takes: BucketTake[] = [{ key: 'a', layout: createBucketLayout('ip', [read, slowCostly]), buckets: [read, slowCostly] }];
+    expect(store.take(takes, 0).admitted).toBe(true);
+    const refusal = store.take(takes, 0);
+    expect(refusal).toMatchObject({ admitted: false, bucket: slowCostly });
+    expect(refusal.admitted === false && refusal.retryAfterMs).toBeCloseTo(2000, 6);
+  });
+
+  it('never tracks more keys than its cap, forgetting the least recently seen', () => {
+    const store = new MemoryBucketStore(1000);
+    for (let i = 0; i < 5000; i++) store.take(takeRead(`10.0.${i >> 8}.${i & 255}`), 0);
+    expect(store.size).toBe(1000);
+    expect(store.peek('10.0.0.0', 0)).toBeNull();
+    expect(store.peek('10.0.19.135', 0)).not.toBeNull();
+  });
+
+  it('keeps levels of unchanged buckets across a new layout and starts new ones full', () => {
+    const store = new MemoryBucketStore(100);
+    for (let i = 0; i < 3; i++) store.take(takeRead('a'), 0);
+    const added = bucket('added', 1, 7, 0);
+    const movedRead = { ...read, slot: 1 };
+    const newLayout = createBucketLayout('ip', [added, movedRead]);
+    expect(store.take([{ key: 'a', layout: newLayout, buckets: [movedRead] }], 0).admitted).toBe(false);
+    expect(store.peek('a', 0)?.get(added.id)).toBe(7);
+  });
+});
