@@ -4,7 +4,7 @@ import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, PortcullisError, type ConfigProblem } from '../core/errors.js';
 import { suggestClosest } from './did-you-mean.js';
-import { policySchema, type PolicyConfig } from './schema.js';
+import { describe, policySchema, type PolicyConfig } from './schema.js';
 
 /** The documented default policy shipped with portcullis, used when no file is given. */
 export const DEFAULT_POLICY_FILE = fileURLToPath(new URL('../../config/portcullis.yaml', import.meta.url));
@@ -55,13 +55,37 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, at: Locate): Conf
       return at(keyOffset(doc, path, key), `${formatPath([...path, key])}: unknown key "${key}"${hint}`);
     });
   }
-  let message = issue.message;
+  let message = friendlyMessage(issue);
   if (issue.code === 'invalid_value' && typeof issue.input === 'string') {
     const suggestion = suggestClosest(issue.input, issue.values.map(String));
     if (suggestion) message += `; did you mean "${suggestion}"?`;
   }
   const where = path.length === 0 ? 'policy' : formatPath(path);
   return [at(valueOffset(doc, path), `${where}: ${message}`)];
+}
+
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  array: 'a list',
+  object: 'a mapping',
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+};
+
+/**
+ * Zod's own wording ("Invalid input: expected array, received number") is for
+ * programmers; where the schema did not give its own message, say it in the
+ * policy's terms.
+ */
+function friendlyMessage(issue: z.core.$ZodIssue): string {
+  const got = `got ${describe(issue.input)}`;
+  if (issue.code === 'invalid_type' && issue.message.startsWith('Invalid input')) {
+    return issue.input === undefined ? 'is required' : `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}, ${got}`;
+  }
+  if (issue.code === 'too_small' && issue.message.startsWith('Too small')) return `must be at least ${String(issue.minimum)}, ${got}`;
+  if (issue.code === 'too_big' && issue.message.startsWith('Too big')) return `must be at most ${String(issue.maximum)}, ${got}`;
+  return issue.message;
 }
 
 /** `limits[1].per_ip.burst` — the way the README and messages name a key. */

@@ -153,3 +153,11 @@ describe('parsePolicy', () => {
     await expect(loadPolicyFile('/nonexistent/policy.yaml')).rejects.toBeInstanceOf(PortcullisError);
   });
 });
+
+describe('messages in the policy\'s own terms', () => {
+  it('names the expected shape and what was found', () => {
+    expect(problemsOf('limits: 5\n')[0]?.message).toBe('limits: must be a list, got 5');
+    expect(problemsOf('clients: { prefix: { ipv4: 40 } }\n')[0]?.message).toBe('clients.prefix.ipv4: must be at most 32, got 40');
+    expect(problemsOf('clients: []\n')[0]?.message).toBe('clients: must be a mapping, got a list');
+  });
+});

@@ -1,0 +1,41 @@
+import { PortcullisError } from '../core/errors.js';
+import { runCheck } from './check-command.js';
+import { runServe } from './serve-command.js';
+
+const HELP = `Usage: portcullis <command> [options]
+
+A reverse proxy that keeps floods off Apache.
+
+Commands:
+  serve [--config FILE]   run the proxy (default policy: config/portcullis.yaml)
+  check FILE              validate a policy file; problems as FILE:LINE:COL: message
+  help                    show this help
+
+Run 'portcullis <command> --help' for a command's options.`;
+
+/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function runCli(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await runServe(rest, process.stdout);
+      case 'check':
+        return await runCheck(rest, process.stdout, process.stderr);
+      case undefined:
+      case 'help':
+      case '-h':
+      case '--help':
+        process.stdout.write(`${HELP}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new PortcullisError('PC_ERR_USAGE', `unknown command "${command}"\n\n${HELP}`);
+    }
+  } catch (error) {
+    if (error instanceof PortcullisError) {
+      process.stderr.write(`portcullis: ${error.message} [${error.code}]\n`);
+      return error.code === 'PC_ERR_USAGE' ? 2 : 1;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,18 @@
+import type { ServerResponse } from 'node:http';
+
+/**
+ * Writes a short text answer of portcullis's own (a refusal or an upstream
+ * failure). `no-store` because a refusal is about this client at this moment:
+ * a shared cache must not serve it to anyone else.
+ */
+export function writePlainResponse(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = `${text}\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(body);
+}

@@ -1,0 +1,175 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { PortcullisError } from '../core/errors.js';
+import type { DecisionEngine } from '../engine/decision-engine.js';
+import type { ClientKey } from '../identity/client-key.js';
+import type { ClientResolver } from '../identity/client-resolver.js';
+import type { Forwarder } from './forwarder.js';
+import { writePlainResponse } from './plain-response.js';
+import { writeRefusal } from './refusal-response.js';
+import type { UpstreamSlots } from './upstream-slots.js';
+import type { ForwardingIdentity } from './upstream-headers.js';
+import type { WebSocketForwarder } from './websocket-forwarder.js';
+
+/** What the proxy server is assembled from; see `createPortcullis` for the real wiring. */
+export interface ProxyServerParts {
+  readonly engine: DecisionEngine;
+  readonly resolver: ClientResolver;
+  readonly slots: UpstreamSlots;
+  readonly forwarder: Forwarder;
+  readonly websockets: WebSocketForwarder;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/** Client-side connection limits, from `timeouts` and `request` in the policy. */
+export interface ProxyServerLimits {
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxBodyBytes: number;
+}
+
+/**
+ * The shell around the engine: turns each HTTP request into facts, asks the
+ * engine, and either answers the refusal itself or waits for an upstream slot
+ * and forwards. All policy lives in the engine; all transport in the forwarder.
+ */
+export class ProxyServer {
+  readonly #server: http.Server;
+  readonly #parts: ProxyServerParts;
+  #limits: ProxyServerLimits;
+
+  constructor(parts: ProxyServerParts, limits: ProxyServerLimits) {
+    this.#parts = parts;
+    this.#limits = limits;
+    this.#server = http.createServer(
+      {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // Node answers garbage with 400 and closes; nothing reaches Apache.
+        requireHostHeader: true,
+      },
+      (req, res) => void this.#handle(req, res),
+    );
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      // Malformed requests and header timeouts: answer if the socket still can, never crash.
+      if (socket.writable && error.code !== 'ECONNRESET') {
+        const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      } else {
+        socket.destroy();
+      }
+    });
+  }
+
+  /** The underlying Node server (for tests and for the admin API's statistics). */
+  get server(): http.Server {
+    return this.#server;
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 gets a free port). */
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) =>
+        reject(new PortcullisError('PC_ERR_LISTEN', `cannot listen on ${host}:${port}: ${error.message}; is another process using the port, or does it need privileges?`, { cause: error }));
+      this.#server.once('error', onError);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', onError);
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Applies new client-side limits (policy reload); existing connections keep theirs. */
+  setLimits(limits: ProxyServerLimits): void {
+    this.#limits = limits;
+    this.#server.headersTimeout = limits.headersTimeoutMs;
+    this.#server.requestTimeout = limits.requestTimeoutMs;
+    this.#server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `graceMs`, then
+   * cuts what is left. Idle keep-alive connections are closed at once.
+   */
+  async close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    // Connections that were busy become idle as their responses finish.
+    const sweep = setInterval(() => this.#server.closeIdleConnections(), 100);
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([closed, deadline]);
+    clearInterval(sweep);
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { engine, slots, forwarder, clock } = this.#parts;
+    const who = this.#identify(req);
+    if (who === null) {
+      res.destroy();
+      return;
+    }
+    const decision = engine.decide({ client: who.client, method: req.method as string, target: req.url as string }, clock.nowMs());
+    if (decision.action !== 'allow') {
+      writeRefusal(res, decision);
+      return;
+    }
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > this.#limits.maxBodyBytes) {
+      writePlainResponse(res, 413, 'Request body too large', { connection: 'close' });
+      return;
+    }
+
+    let slot = slots.tryAcquire(who.client.ip);
+    if (slot === null) {
+      const abort = new AbortController();
+      const onClose = () => abort.abort();
+      res.once('close', onClose);
+      const granted = await slots.wait(who.client.ip, abort.signal);
+      res.off('close', onClose);
+      if (typeof granted === 'string') {
+        if (granted !== 'cancelled') writePlainResponse(res, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
+        return;
+      }
+      slot = granted;
+    }
+    try {
+      await forwarder.forward(req, res, who.forwarding);
+    } finally {
+      slot.release();
+    }
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const who = this.#identify(req);
+    if (who === null) {
+      socket.destroy();
+      return;
+    }
+    const decision = this.#parts.engine.decide({ client: who.client, method: req.method as string, target: req.url as string }, this.#parts.clock.nowMs());
+    if (decision.action !== 'allow') {
+      const status = decision.status;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Refused'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    // A WebSocket lives for minutes and is not an Apache worker doing PHP, so it
+    // does not hold an upstream slot (it would starve page requests if it did).
+    this.#parts.websockets.forward(req, socket, head, who.forwarding);
+  }
+
+  #identify(req: IncomingMessage): { client: ClientKey; forwarding: ForwardingIdentity } | null {
+    const resolver = this.#parts.resolver;
+    const peer = resolver.lookupPeer(req.socket.remoteAddress);
+    if (peer === null) return null;
+    const client = resolver.resolveFromPeer(peer, req.headers['x-forwarded-for']);
+    return { client, forwarding: { clientIp: client.ip, peerIp: peer.key.ip, peerTrusted: peer.trusted } };
+  }
+}

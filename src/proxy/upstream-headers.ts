@@ -1,0 +1,64 @@
+import { connectionNominated, isHopByHop } from './hop-by-hop.js';
+
+/** What portcullis knows about who sent a request, for the X-Forwarded-* headers Apache logs. */
+export interface ForwardingIdentity {
+  /** The client as portcullis resolved it. */
+  readonly clientIp: string;
+  /** The socket peer (the client itself, or a trusted proxy in front of portcullis). */
+  readonly peerIp: string;
+  /** Whether the peer is a trusted proxy, whose X-Forwarded-For/-Proto are kept and extended. */
+  readonly peerTrusted: boolean;
+}
+
+/** Headers portcullis sets itself; a client's own copies are dropped unless its peer is trusted. */
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-real-ip']);
+
+/**
+ * Builds the header list sent upstream from the client's raw headers (a flat
+ * [name, value, ...] array, so duplicates and order survive): hop-by-hop headers
+ * go, Host stays, and X-Forwarded-For / X-Real-IP / X-Forwarded-Proto say who
+ * the client is so Apache's mod_remoteip logs the real address. A client that
+ * is not a trusted proxy cannot put words in Apache's log: its forwarding
+ * headers are discarded, not extended.
+ */
+export function buildUpstreamHeaders(rawHeaders: readonly string[], connection: string | string[] | undefined, who: ForwardingIdentity): string[] {
+  const nominated = connectionNominated(connection);
+  const out: string[] = [];
+  let forwardedFor: string | null = null;
+  let forwardedProto: string | null = null;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const value = rawHeaders[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower, nominated)) continue;
+    if (FORWARDING.has(lower)) {
+      if (!who.peerTrusted) continue;
+      if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
+      else if (lower === 'x-forwarded-proto') forwardedProto ??= value;
+      continue;
+    }
+    out.push(name, value);
+  }
+  out.push(
+    'x-forwarded-for', forwardedFor === null ? who.peerIp : `${forwardedFor}, ${who.peerIp}`,
+    'x-real-ip', who.clientIp,
+    'x-forwarded-proto', forwardedProto ?? 'http',
+  );
+  return out;
+}
+
+/**
+ * Copies an upstream response's headers for the client, minus hop-by-hop ones:
+ * Apache's `Keep-Alive: timeout=5` describes its connection to portcullis, not
+ * portcullis's to the client, and passing it on promises what we do not keep.
+ */
+export function buildClientHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const nominated = connectionNominated(headers['connection']);
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || isHopByHop(name, nominated)) continue;
+    out[name] = value;
+  }
+  return out;
+}
