@@ -211,7 +211,7 @@ const clients = z.strictObject({
 
 const concurrency = z.strictObject({
   /** In-flight requests to the upstream in total. Keep it below Apache's MaxRequestWorkers. */
-  upstream_max: positiveInt().default(64),
+  upstream_max: positiveInt().default(32),
   /** In-flight requests per client IP. Browsers open 6 connections; 16 leaves room for a small office behind NAT. */
   per_client_max: positiveInt().default(16),
   /** Requests waiting for a slot, in total; beyond it, 503 at once. */

@@ -157,7 +157,7 @@ describe('parsePolicy', () => {
 describe('messages in the policy\'s own terms', () => {
   it('names the expected shape and what was found', () => {
     expect(problemsOf('limits: 5\n')[0]?.message).toBe('limits: must be a list, got 5');
-    expect(problemsOf('clients: { prefix: { ipv4: 40 } }\n')[0]?.message).toBe('clients.prefix.ipv4: must be at most 32, got 40');
+    expect(problemsOf('clients: { prefix: { ipv4: 40 } }\n')[0]?.message).toBe('clients.prefix.ipv4: must be a prefix length 8–32, got 40');
     expect(problemsOf('clients: []\n')[0]?.message).toBe('clients: must be a mapping, got a list');
   });
 });
