@@ -38,9 +38,26 @@ export function parsePolicy(source: string, file: string): PolicyConfig {
   const result = policySchema.safeParse(data, { reportInput: true });
   if (result.success) return result.data;
 
-  const problems = result.error.issues.flatMap((issue) => describeIssue(issue, doc, at));
+  const problems = withoutEchoes(result.error.issues).flatMap((issue) => describeIssue(issue, doc, at));
   problems.sort((a, b) => a.line - b.line || a.col - b.col);
   throw new ConfigError(problems);
+}
+
+/**
+ * A misspelt key (`brust`) also leaves its real key (`burst`) missing; saying
+ * both is noise, so "is required" is dropped where a did-you-mean points at it.
+ */
+function withoutEchoes(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  const suggested = new Set<string>();
+  for (const issue of issues) {
+    if (issue.code !== 'unrecognized_keys') continue;
+    const known = knownKeysAt(policySchema, issue.path as (string | number)[]);
+    for (const key of issue.keys) {
+      const suggestion = suggestClosest(key, known);
+      if (suggestion) suggested.add(formatPath([...issue.path, suggestion]));
+    }
+  }
+  return issues.filter((issue) => !(issue.code === 'invalid_type' && issue.input === undefined && suggested.has(formatPath(issue.path))));
 }
 
 type Locate = (offset: number, message: string) => ConfigProblem;

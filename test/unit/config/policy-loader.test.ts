@@ -161,3 +161,11 @@ describe('messages in the policy\'s own terms', () => {
     expect(problemsOf('clients: []\n')[0]?.message).toBe('clients: must be a mapping, got a list');
   });
 });
+
+describe('a misspelt required key', () => {
+  it('is reported once, as the misspelling, not also as a missing key', () => {
+    expect(problemsOf(RULE('{ rate: 20/s, brust: 100 }')).map((problem) => problem.message)).toEqual([
+      'limits[0].per_ip.brust: unknown key "brust"; did you mean "burst"?',
+    ]);
+  });
+});
