@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseCidr } from '../identity/cidr-set.js';
+import { compilePathPattern, type PathPatternSpec } from '../policy/path-pattern.js';
 import { parseByteSize } from './byte-size.js';
 import { parseDurationMs } from './duration.js';
 import { parseListenAddress } from './listen-address.js';
@@ -66,17 +67,14 @@ const byteSize = text('a size like 64MiB').transform((value, ctx) => {
 const positiveInt = (what = 'a positive whole number') =>
   z.int({ error: (issue) => expected(what, issue.input) }).min(1, { error: (issue) => `must be ${what}, got ${describe(issue.input)}` });
 
-const cidr = text('an address or CIDR like 10.0.0.0/8').refine(
-  (value) => {
-    try {
-      parseCidr(value);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { error: (issue) => `must be an IP address or CIDR like 10.0.0.0/8 or 2001:db8::/32, got ${describe(issue.input)}` },
-);
+const cidr = text('an address or CIDR like 10.0.0.0/8').superRefine((value, ctx) => {
+  try {
+    parseCidr(value);
+  } catch (error) {
+    // parseCidr says what is wrong ("host bits set: write 1.2.3.0/24 ..."): pass it on.
+    ctx.addIssue({ code: 'custom', input: value, message: `must be an IP address or CIDR like 10.0.0.0/8 or 2001:db8::/32: ${(error as Error).message}` });
+  }
+});
 
 const listenAddress = text('HOST:PORT').refine((value) => parseListenAddress(value) !== null, {
   error: (issue) => `must be HOST:PORT like 0.0.0.0:8000 or [::]:8000, got ${describe(issue.input)}`,
@@ -111,20 +109,26 @@ const httpStatus = z
   .min(400, { error: (issue) => `must be a 4xx or 5xx status code, got ${describe(issue.input)}` })
   .max(599, { error: (issue) => `must be a 4xx or 5xx status code, got ${describe(issue.input)}` });
 
-const absolutePath = text('a path starting with /').refine((value) => value.startsWith('/'), {
-  error: (issue) => `must start with /, got ${describe(issue.input)}`,
-});
-
-const regexSource = text('a regular expression').refine(
-  (value) => {
+/**
+ * Validates a path the way the matcher will read it, by compiling it: one set
+ * of rules for what a path may be (normalised, no query), stated once in
+ * path-pattern.ts, reported here with the value's position.
+ */
+const patternChecked = (what: string, toSpec: (value: string) => PathPatternSpec) =>
+  text(what).superRefine((value, ctx) => {
     try {
-      new RegExp(value);
-      return true;
-    } catch {
-      return false;
+      compilePathPattern(toSpec(value));
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', input: value, message: (error as Error).message });
     }
-  },
-  { error: (issue) => `must be a valid JavaScript regular expression, got ${describe(issue.input)}` },
+  });
+
+const exactPath = patternChecked('a path starting with /', (path) => ({ kind: 'exact', path, caseSensitive: false }));
+const pathPrefix = patternChecked('a path starting with /', (prefix) => ({ kind: 'prefix', prefix, caseSensitive: false }));
+const regexSource = patternChecked('a regular expression', (regex) => ({ kind: 'regex', regex, caseSensitive: false }));
+/** A `paths` entry of a limit rule: exact, or a prefix when it ends in `*`. */
+const rulePath = patternChecked('a path starting with /', (path) =>
+  path.endsWith('*') ? { kind: 'prefix', prefix: path.slice(0, -1), caseSensitive: false } : { kind: 'exact', path, caseSensitive: false },
 );
 
 const ruleName = text('a name').regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
@@ -143,7 +147,7 @@ const limitRule = z
     name: ruleName,
     methods: z.array(method).min(1, { error: 'must list at least one method' }),
     /** Exact paths (`/wp-login.php`, also matching its PATH_INFO) or prefixes ending in `*` (`/wp-admin/*`). Absent: every path. */
-    paths: z.array(absolutePath).min(1, { error: 'must list at least one path, or be left out for every path' }).optional(),
+    paths: z.array(rulePath).min(1, { error: 'must list at least one path, or be left out for every path' }).optional(),
     per_ip: bucket.optional(),
     per_prefix: bucket.optional(),
     /** Tokens each matching request takes from every bucket of this rule. */
@@ -171,9 +175,9 @@ const blockRule = z
     /** Shown in logs; defaults to the path it blocks. */
     name: ruleName.optional(),
     /** Exact path, also matching PATH_INFO below it and its MultiViews name without extension. */
-    path: absolutePath.optional(),
+    path: exactPath.optional(),
     /** Every path starting with this. */
-    path_prefix: absolutePath.optional(),
+    path_prefix: pathPrefix.optional(),
     /** A JavaScript regular expression tested against the normalised path (anchor it yourself). */
     path_regex: regexSource.optional(),
     /** Absent: every method. */

@@ -41,6 +41,8 @@ export interface ProxyServerLimits {
 export class ProxyServer {
   readonly #server: http.Server;
   readonly #parts: ProxyServerParts;
+  /** Upgraded sockets leave Node's HTTP connection tracking; kept here so shutdown can end them. */
+  readonly #upgraded = new Set<Duplex>();
   #limits: ProxyServerLimits;
 
   constructor(parts: ProxyServerParts, limits: ProxyServerLimits) {
@@ -107,6 +109,7 @@ export class ProxyServer {
     await Promise.race([closed, deadline]);
     clearInterval(sweep);
     this.#server.closeAllConnections();
+    for (const socket of this.#upgraded) socket.destroy();
     await closed;
   }
 
@@ -130,6 +133,8 @@ export class ProxyServer {
 
     let slot = slots.tryAcquire(who.client.ip);
     if (slot === null) {
+      // A client gone already would never fire 'close' again: don't let it wait out the timeout.
+      if (res.closed) return;
       const abort = new AbortController();
       const onClose = () => abort.abort();
       res.once('close', onClose);
@@ -162,6 +167,8 @@ export class ProxyServer {
     }
     // A WebSocket lives for minutes and is not an Apache worker doing PHP, so it
     // does not hold an upstream slot (it would starve page requests if it did).
+    this.#upgraded.add(socket);
+    socket.once('close', () => this.#upgraded.delete(socket));
     this.#parts.websockets.forward(req, socket, head, who.forwarding);
   }
 

@@ -67,7 +67,7 @@ describe('blocked paths never reach Apache', () => {
     const before = (await apache.accessLog()).length;
     for (const target of SPELLINGS) await get(proxy.port, target, 'POST');
     expect((await get(proxy.port, '/index.html')).status).toBe(200);
-    const entries = (await apache.accessLog()).slice(before);
+    const entries = (await apache.waitForAccessLog((all) => all.slice(before).some((entry) => entry.urlPath === '/index.html'))).slice(before);
     expect(entries.map((entry) => entry.urlPath)).toEqual(['/index.html']);
   });
 

@@ -131,8 +131,9 @@ describe('parsePolicy', () => {
   it('needs exactly one path kind on a block', () => {
     expect(problemsOf('block:\n  - path: /a\n    path_prefix: /b\n')[0]?.message).toContain('has path and path_prefix: give exactly one');
     expect(problemsOf('block:\n  - status: 403\n')[0]?.message).toContain('needs one of path, path_prefix or path_regex');
-    expect(problemsOf('block:\n  - path_regex: "(["\n')[0]?.message).toContain('must be a valid JavaScript regular expression');
-    expect(problemsOf('block:\n  - path: xmlrpc.php\n')[0]?.message).toContain('must start with /');
+    expect(problemsOf('block:\n  - path_regex: "(["\n')[0]?.message).toContain('is not a valid JavaScript regular expression');
+    expect(problemsOf('block:\n  - path: xmlrpc.php\n')[0]?.message).toContain('must start with "/"');
+    expect(problemsOf('block:\n  - path: /a/../xmlrpc.php\n')[0]?.message).toMatch(/block\[0\]\.path: .*xmlrpc/);
   });
 
   it('rejects an upstream with a path, and YAML errors such as duplicate keys', () => {
@@ -167,5 +168,12 @@ describe('a misspelt required key', () => {
     expect(problemsOf(RULE('{ rate: 20/s, brust: 100 }')).map((problem) => problem.message)).toEqual([
       'limits[0].per_ip.brust: unknown key "brust"; did you mean "burst"?',
     ]);
+  });
+});
+
+describe('CIDR problems', () => {
+  it('say what is wrong with the entry', () => {
+    const [problem] = problemsOf('clients:\n  trusted_proxies: ["10.1.2.3/8"]\n');
+    expect(problem?.message).toMatch(/clients\.trusted_proxies\[0\]: must be an IP address or CIDR .*host bits set/);
   });
 });

@@ -1,0 +1,85 @@
+import http from 'node:http';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestProxy, type TestProxy } from '../support/portcullis.js';
+
+/**
+ * Apache has no WebSocket endpoint of its own, so the upstream here is a tiny
+ * Node server that accepts the upgrade and echoes bytes back, after writing
+ * the forwarding headers it received.
+ */
+describe('WebSocket upgrades', () => {
+  let upstream: http.Server;
+  const upstreamSockets = new Set<net.Socket>();
+  let upstreamUrl: string;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    upstream = http.createServer((_req, res) => res.end('plain'));
+    upstream.on('upgrade', (req, socket: net.Socket) => {
+      upstreamSockets.add(socket);
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `X-Seen-Forwarded-For: ${req.headers['x-forwarded-for']}\r\nX-Seen-Path: ${req.url}\r\n\r\n`,
+      );
+      socket.on('data', (chunk) => socket.write(chunk));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    upstreamUrl = `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`;
+    proxy = await startTestProxy(upstreamUrl, 'block:\n  - path: /xmlrpc.php\n');
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    upstream?.closeAllConnections();
+    for (const socket of upstreamSockets) socket.destroy();
+    await new Promise((resolve) => upstream?.close(resolve));
+  });
+
+  /** Opens a raw upgrade and returns the head of the answer plus an echo of `payload` (bounded by 5 s). */
+  function upgrade(path: string, payload: string): Promise<{ head: string; echoed: string }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port: proxy.port, localAddress: '127.40.1.1' });
+      let buffer = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`no complete answer: ${JSON.stringify(buffer)}`));
+      }, 5_000);
+      socket.on('connect', () =>
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n`),
+      );
+      socket.on('data', (chunk) => {
+        buffer += chunk.toString('latin1');
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const head = buffer.slice(0, end);
+        if (!head.startsWith('HTTP/1.1 101')) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve({ head, echoed: '' });
+          return;
+        }
+        if (buffer.length === end + 4) socket.write(payload);
+        if (buffer.slice(end + 4) === payload) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve({ head, echoed: payload });
+        }
+      });
+      socket.on('error', reject);
+    });
+  }
+
+  it('passes the upgrade through, with our forwarding headers, and carries bytes both ways', async () => {
+    const { head, echoed } = await upgrade('/chat?room=1', 'hello through the portcullis');
+    expect(head).toMatch(/^HTTP\/1\.1 101/);
+    expect(head).toMatch(/^x-seen-forwarded-for: 127\.40\.1\.1$/im);
+    expect(head).toMatch(/^x-seen-path: \/chat\?room=1$/im);
+    expect(echoed).toBe('hello through the portcullis');
+  });
+
+  it('applies blocks to upgrades too', async () => {
+    const { head } = await upgrade('/xmlrpc.php', 'x');
+    expect(head).toMatch(/^HTTP\/1\.1 403/);
+  });
+});
