@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import { RateLimitedLog } from '../core/rate-limited-log.js';
 import type { DecisionEngine } from '../engine/decision-engine.js';
 import type { ClientKey } from '../identity/client-key.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
@@ -43,11 +44,13 @@ export class ProxyServer {
   readonly #parts: ProxyServerParts;
   /** Upgraded sockets leave Node's HTTP connection tracking; kept here so shutdown can end them. */
   readonly #upgraded = new Set<Duplex>();
+  readonly #failures: RateLimitedLog;
   #limits: ProxyServerLimits;
 
   constructor(parts: ProxyServerParts, limits: ProxyServerLimits) {
     this.#parts = parts;
     this.#limits = limits;
+    this.#failures = new RateLimitedLog(parts.logger, parts.clock);
     this.#server = http.createServer(
       {
         headersTimeout: limits.headersTimeoutMs,
@@ -147,7 +150,10 @@ export class ProxyServer {
       slot = granted;
     }
     try {
-      await forwarder.forward(req, res, who.forwarding);
+      const outcome = await forwarder.forward(req, res, who.forwarding);
+      if (outcome !== 'ok' && outcome !== 'client_aborted' && outcome !== 'body_too_large') {
+        this.#failures.warn(outcome, { method: req.method, url: req.url }, `upstream request failed: ${outcome}`);
+      }
     } finally {
       slot.release();
     }

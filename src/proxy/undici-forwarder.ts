@@ -57,24 +57,28 @@ export class UndiciForwarder implements Forwarder {
       pipeline(req, limit, () => {});
       body = limit;
     }
+    const options = {
+      path: originForm(req.url as string),
+      method: req.method as string,
+      headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, who),
+      body: body as never,
+      signal: abort.signal,
+      opaque: res,
+    };
     try {
-      await this.#pool.stream(
-        {
-          path: originForm(req.url as string),
-          method: req.method as string,
-          headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, who),
-          body: body as never,
-          signal: abort.signal,
-          opaque: res,
-        },
-        ({ statusCode, headers, opaque }) => {
-          opaque.writeHead(statusCode, buildClientHeaders(headers));
-          return opaque;
-        },
-      );
-      return 'ok';
-    } catch (error) {
-      return this.#fail(error, res, abort.signal.aborted);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#pool.stream(options, writeResponseHead);
+          return 'ok';
+        } catch (error) {
+          // Apache may close an idle keep-alive connection just as a request is
+          // written on it. Nothing was processed, so a bodiless idempotent
+          // request is sent again once, on a fresh connection (nginx's
+          // proxy_next_upstream does the same).
+          if (attempt === 1 && body === null && !res.headersSent && !abort.signal.aborted && isStaleConnection(error) && IDEMPOTENT.has(options.method)) continue;
+          return this.#fail(error, res, abort.signal.aborted);
+        }
+      }
     } finally {
       res.off('close', onClientGone);
     }
@@ -107,6 +111,19 @@ export class UndiciForwarder implements Forwarder {
   async close(): Promise<void> {
     await this.#pool.close();
   }
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function writeResponseHead({ statusCode, headers, opaque }: { statusCode: number; headers: Record<string, string | string[] | undefined>; opaque: ServerResponse }): ServerResponse {
+  opaque.writeHead(statusCode, buildClientHeaders(headers));
+  return opaque;
+}
+
+/** An error from a pooled connection the upstream had already closed. */
+function isStaleConnection(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET';
 }
 
 /** Whether the request carries a body (RFC 9112 §6.3: a length or a transfer coding). */

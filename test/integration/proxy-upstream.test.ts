@@ -87,6 +87,8 @@ describe('upstream admission and failures, with a real Apache', () => {
         expect((await request(proxy.url, { path: '/index.html' })).status).toBe(502);
         expect((await request(proxy.url, { path: '/index.html' })).status).toBe(502);
         expect((await request(proxy.url, { path: '/xmlrpc.php' })).status).toBe(403);
+        // The operator hears about it once, not once per request.
+        expect(proxy.logs.filter((line) => line['kind'] === 'upstream_unreachable')).toHaveLength(1);
       },
       `http://127.0.0.1:${closedPort}`,
     );
