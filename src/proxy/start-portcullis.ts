@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { PolicyConfig } from '../config/schema.js';
 import { parseListenAddress, type ListenAddress } from '../config/listen-address.js';
@@ -26,6 +26,24 @@ export interface RunningPortcullis {
 export interface StartOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
+}
+
+/** Tries one TCP connection to the upstream; resolves to null when it accepts, else to the error message. */
+function probeUpstream(upstream: string, timeoutMs: number): Promise<string | null> {
+  const url = new URL(upstream);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port, timeout: timeoutMs });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(`no answer within ${timeoutMs} ms`);
+    });
+    socket.once('error', (error) => resolve(error.message));
+  });
 }
 
 /** Assembles identity, engine, admission and forwarding from a validated policy and starts listening. */
@@ -69,6 +87,9 @@ export async function startPortcullis(config: PolicyConfig, options: StartOption
   const listen = parseListenAddress(config.listen) as ListenAddress;
   const address = await server.listen(listen.host, listen.port);
   logger.info({ listen: `${address.address}:${address.port}`, upstream: config.upstream, limits: config.limits.length, blocks: config.block.length }, 'portcullis is listening');
+  void probeUpstream(config.upstream, config.timeouts.upstream_connect).then((problem) => {
+    if (problem !== null) logger.warn({ upstream: config.upstream, error: problem }, 'upstream is not accepting connections: requests will get 502 until it does (is Apache listening there?)');
+  });
 
   return {
     address,

@@ -87,6 +87,7 @@ describe('upstream admission and failures, with a real Apache', () => {
         expect((await request(proxy.url, { path: '/index.html' })).status).toBe(502);
         expect((await request(proxy.url, { path: '/index.html' })).status).toBe(502);
         expect((await request(proxy.url, { path: '/xmlrpc.php' })).status).toBe(403);
+        expect(proxy.logs.some((line) => String(line['msg']).startsWith('upstream is not accepting connections'))).toBe(true);
         // The operator hears about it once, not once per request.
         expect(proxy.logs.filter((line) => line['kind'] === 'upstream_unreachable')).toHaveLength(1);
       },
