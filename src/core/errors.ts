@@ -8,6 +8,9 @@ export const ERROR_CODES = {
   PC_ERR_CONFIG_READ: 'The policy file could not be read (missing, unreadable).',
   PC_ERR_CONFIG_INVALID: 'The policy file has one or more problems, each reported as FILE:LINE:COL.',
   PC_ERR_LISTEN: 'A listener could not bind its address (in use, or no permission for the port).',
+  PC_ERR_FIREWALL_UNAVAILABLE: 'The firewall backend cannot be used (tool missing or no CAP_NET_ADMIN); bans are enforced by the proxy only.',
+  PC_ERR_FIREWALL_COMMAND: 'A firewall command failed; the ban stays enforced by the proxy and the command is counted as a failure.',
+  PC_ERR_STATE_FILE: 'The ban state file could not be read or written; a corrupt file is kept aside and portcullis starts without it.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -20,6 +23,27 @@ export class PortcullisError extends Error {
     super(message, options);
     this.name = 'PortcullisError';
     this.code = code;
+  }
+}
+
+/** The firewall backend cannot work here: its tool is missing or portcullis lacks CAP_NET_ADMIN. */
+export class BackendUnavailableError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PC_ERR_FIREWALL_UNAVAILABLE', message, options);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+/** A firewall command exited non-zero or could not run; carries what it printed. */
+export class FirewallCommandError extends PortcullisError {
+  constructor(
+    readonly command: string,
+    readonly args: readonly string[],
+    readonly stderr: string,
+    options?: { cause?: unknown },
+  ) {
+    super('PC_ERR_FIREWALL_COMMAND', `${command} ${args.join(' ')} failed: ${stderr.trim() || String((options?.cause as Error | undefined)?.message ?? 'unknown error')}`, options);
+    this.name = 'FirewallCommandError';
   }
 }
 
