@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite talks to for real (Apache as the
-# upstream). Idempotent: does nothing when they are already there.
+# Installs the Debian packages the test suite talks to for real: Apache as the
+# upstream, and the firewall tools the kernel-ban tests drive inside network
+# namespaces they create. Idempotent: does nothing when all are there.
 set -euo pipefail
 
 packages=()
 [ -x /usr/sbin/apache2 ] || packages+=(apache2)
+command -v nft >/dev/null 2>&1 || packages+=(nftables)
+command -v ipset >/dev/null 2>&1 || packages+=(ipset)
+command -v iptables >/dev/null 2>&1 || packages+=(iptables)
+command -v conntrack >/dev/null 2>&1 || packages+=(conntrack)
+command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0
