@@ -184,6 +184,8 @@ const blockRule = z
     methods: z.array(method).min(1, { error: 'must list at least one method, or be left out for every method' }).optional(),
     /** 403 says "never", unlike 429's "later". */
     status: httpStatus.default(403),
+    /** Strikes a request to this path counts for: a request for /xmlrpc.php is rarely an accident. */
+    strikes: z.int({ error: (issue) => expected('a whole number ≥ 0', issue.input) }).min(0).default(1),
     case_sensitive: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
   })
   .superRefine((rule, ctx) => {
@@ -246,6 +248,55 @@ const request = z.strictObject({
   max_body: byteSize.default(64 * 1_048_576),
 });
 
+const port = z
+  .int({ error: (issue) => expected('a TCP port 1–65535', issue.input) })
+  .min(1, { error: (issue) => `must be a TCP port 1–65535, got ${describe(issue.input)}` })
+  .max(65_535, { error: (issue) => `must be a TCP port 1–65535, got ${describe(issue.input)}` });
+
+/** Firewall backends; see src/firewall/. */
+export const BAN_BACKENDS = ['nftables', 'ipset', 'iptables', 'none'] as const;
+
+const escalation = z
+  .strictObject({
+    /** Off: refusals never lead to bans. */
+    enabled: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(true),
+    /** Refused requests (strikes) within `window` that earn a ban. A person who reads a 429 slows down; thirty in a minute is a program. */
+    strikes: positiveInt().default(30),
+    /** The sliding window strikes are counted in. */
+    window: durationMs('60s').default(60_000),
+    /** First ban of an address. */
+    ban: durationMs('10m').default(600_000),
+    /** Each further ban within `forget_after` lasts `factor` times the previous one. */
+    factor: z
+      .number({ error: (issue) => expected('a number ≥ 1', issue.input) })
+      .min(1, { error: (issue) => `must be a number ≥ 1 (1 keeps every ban the same length), got ${describe(issue.input)}` })
+      .default(2),
+    /** Longest ban, however often an address comes back. */
+    max_ban: durationMs('7d').default(604_800_000),
+    /** A ban this long after the previous one ended starts again at `ban`. */
+    forget_after: durationMs('30d').default(2_592_000_000),
+    /** Banned addresses of one prefix at the same time that get the whole prefix banned; 0 never bans prefixes. */
+    prefix_after: z
+      .int({ error: (issue) => expected('a whole number ≥ 0', issue.input) })
+      .min(0, { error: (issue) => `must be a whole number ≥ 0, got ${describe(issue.input)}` })
+      .default(2),
+    /** Where bans are enforced besides the proxy itself. */
+    backend: z.enum(BAN_BACKENDS, { error: (issue) => `must be one of ${BAN_BACKENDS.join(', ')}, got ${describe(issue.input)}` }).default('none'),
+    /** TCP ports the kernel drops banned sources on: portcullis's own listening port(s). */
+    ports: z.array(port).min(1, { error: 'must list at least one port' }).default([80, 443]),
+    /** Log and count the bans that would be made, enforce none. */
+    dry_run: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+    /** Status the proxy answers banned clients with (those it still sees, e.g. behind a CDN). */
+    status: httpStatus.default(403),
+    /** Most bans active at once (kernel set size); beyond it a ban is an error, logged and counted. ~300 bytes each. */
+    max_bans: positiveInt().default(1_000_000),
+    /** Addresses and prefixes whose ban history is remembered for growing ban times. ~150 bytes each. */
+    max_history: positiveInt().default(1_000_000),
+  })
+  .superRefine((value, ctx) => {
+    if (value.max_ban < value.ban) ctx.addIssue({ code: 'custom', message: 'must not be shorter than escalation.ban', path: ['max_ban'] });
+  });
+
 /** The whole policy file. */
 export const policySchema = z
   .strictObject({
@@ -257,6 +308,9 @@ export const policySchema = z
     limits: z.array(limitRule).default([]),
     block: z.array(blockRule).default([]),
     concurrency: concurrency.prefault({}),
+    escalation: escalation.prefault({}),
+    /** Where portcullis keeps state that must survive a restart (active bans, ban history). */
+    state_dir: text('a directory path').default('/var/lib/portcullis'),
     timeouts: timeouts.prefault({}),
     request: request.prefault({}),
   })
@@ -281,3 +335,4 @@ export type PolicyConfig = z.output<typeof policySchema>;
 export type LimitRuleConfig = PolicyConfig['limits'][number];
 export type BlockRuleConfig = PolicyConfig['block'][number];
 export type BucketConfig = NonNullable<LimitRuleConfig['per_ip']>;
+export type EscalationConfig = PolicyConfig['escalation'];

@@ -26,6 +26,8 @@ export interface BlockDecision {
   readonly action: 'block';
   readonly rule: string;
   readonly status: number;
+  /** Strikes this refusal counts for. */
+  readonly strikes: number;
 }
 
 /** Refuse as malformed: the request target is one Apache would reject too (bad percent-encoding, NUL). */
@@ -35,7 +37,20 @@ export interface RejectDecision {
   readonly reason: string;
 }
 
-export type Decision = AllowDecision | LimitDecision | BlockDecision | RejectDecision;
+/** Refuse: the client (or its prefix) is banned. */
+export interface BanDecision {
+  readonly action: 'ban';
+  readonly status: number;
+  /** The banned address or network. */
+  readonly target: string;
+  /** Until the ban ends. */
+  readonly retryAfterMs: number;
+}
+
+export type Decision = AllowDecision | LimitDecision | BlockDecision | RejectDecision | BanDecision;
+
+/** A refusal that may earn bans, with the bans it earned (usually none). */
+export type Refusal = LimitDecision | BlockDecision | RejectDecision;
 
 /** Shared so an admitted request allocates no decision. */
 export const ALLOW: AllowDecision = Object.freeze({ action: 'allow' });

@@ -22,6 +22,7 @@ export interface CompiledBlockRule {
   readonly methods: readonly string[] | null;
   readonly pattern: PathPattern;
   readonly status: number;
+  readonly strikes: number;
 }
 
 /** The policy turned into what the engine needs per request: indexes built once, nothing parsed per request. */
@@ -98,5 +99,6 @@ function compileBlock(rule: BlockRuleConfig): CompiledBlockRule {
     methods: rule.methods ?? null,
     pattern,
     status: rule.status,
+    strikes: rule.strikes,
   };
 }

@@ -1,11 +1,15 @@
 import type { ServerResponse } from 'node:http';
-import type { BlockDecision, LimitDecision, RejectDecision } from '../engine/decision.js';
+import type { BanDecision, BlockDecision, LimitDecision, RejectDecision } from '../engine/decision.js';
 import type { BucketSpec } from '../limiter/bucket-spec.js';
 import { writePlainResponse } from './plain-response.js';
 
-/** Writes the answer to a refused request: 429 (or the rule's status) for a limit, the block's status, or 400. */
-export function writeRefusal(res: ServerResponse, decision: LimitDecision | BlockDecision | RejectDecision): void {
+/** Writes the answer to a refused request: 429 (or the rule's status) for a limit, the block's or ban's status, or 400. */
+export function writeRefusal(res: ServerResponse, decision: LimitDecision | BlockDecision | RejectDecision | BanDecision): void {
   switch (decision.action) {
+    case 'ban':
+      // The connection goes too: a banned client has no business keeping one open.
+      writePlainResponse(res, decision.status, 'Forbidden', { connection: 'close', 'retry-after': String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))) });
+      return;
     case 'limit':
       writePlainResponse(res, decision.status, 'Too many requests', rateLimitHeaders(decision.bucket, decision.retryAfterMs));
       return;

@@ -1,0 +1,101 @@
+import type { EscalationConfig } from '../config/schema.js';
+import type { ClientKey } from '../identity/client-key.js';
+import type { Ban } from './ban.js';
+import { banDurationMs, nextBanNumber, type BanDurationPolicy } from './ban-duration.js';
+import type { BanLedger } from './ban-ledger.js';
+import type { NeverBanList } from './never-ban-list.js';
+import { StrikeCounter } from './strike-counter.js';
+
+/** What the escalator needs besides the ledger. */
+export interface EscalatorOptions {
+  readonly config: EscalationConfig;
+  readonly ledger: BanLedger;
+  readonly neverBan: NeverBanList;
+  /** Cap on clients with a strike count (the policy's clients.max_tracked). */
+  readonly maxTracked: number;
+}
+
+/** The outcome of a strike that earned bans; empty most of the time. */
+export type Escalation = readonly Ban[];
+
+const NONE: Escalation = Object.freeze([]);
+
+/**
+ * Turns refusals into bans: strikes per address in a sliding window, a ban
+ * when they reach the threshold, longer bans for recidivists, and a ban of the whole prefix
+ * once `prefix_after` of its addresses are banned at the same time (the
+ * attacker who rotates through a /24 gets the /24). Pure apart from the
+ * ledger it writes to: time comes in as `nowMs`.
+ */
+export class Escalator {
+  readonly #config: EscalationConfig;
+  readonly #ledger: BanLedger;
+  readonly #neverBan: NeverBanList;
+  readonly #strikes: StrikeCounter;
+  readonly #durations: BanDurationPolicy;
+
+  constructor(options: EscalatorOptions) {
+    this.#config = options.config;
+    this.#ledger = options.ledger;
+    this.#neverBan = options.neverBan;
+    this.#strikes = new StrikeCounter(options.config.strikes, options.config.window, options.maxTracked);
+    this.#durations = {
+      banMs: options.config.ban,
+      factor: options.config.factor,
+      maxBanMs: options.config.max_ban,
+      forgetAfterMs: options.config.forget_after,
+    };
+  }
+
+  /** Strikes `client` holds now (for `explain`). */
+  strikesOf(client: ClientKey, nowMs: number): number {
+    return this.#strikes.level(client.ip, nowMs);
+  }
+
+  /** How long the next ban of `target` would last, from its history. */
+  nextBanMs(target: string, nowMs: number): number {
+    return banDurationMs(nextBanNumber(this.#ledger.historyOf(target), nowMs, this.#durations), this.#durations);
+  }
+
+  /**
+   * Counts `weight` strikes against `client` for a refused request (`rule`
+   * names what refused it). Returns the bans this caused, address first.
+   */
+  strike(client: ClientKey, weight: number, rule: string, nowMs: number): Escalation {
+    if (!this.#config.enabled || weight <= 0 || this.#neverBan.protects(client.addr)) return NONE;
+    // An address banned in dry run keeps being refused by nobody; don't re-ban it on every strike.
+    if (this.#ledger.get(client.ip, nowMs) !== null) return NONE;
+    if (!this.#strikes.add(client.ip, weight, nowMs)) return NONE;
+
+    const reason = `${this.#config.strikes} strikes within ${this.#config.window / 1000}s (last refused by ${rule})`;
+    const ipBan = this.#ban(client.ip, 'ip', client.family, client.prefix, 'strikes', reason, nowMs);
+    if (ipBan === null) return NONE;
+    const prefixBan = this.#maybeBanPrefix(client, nowMs);
+    return prefixBan === null ? [ipBan] : [ipBan, prefixBan];
+  }
+
+  #maybeBanPrefix(client: ClientKey, nowMs: number): Ban | null {
+    const threshold = this.#config.prefix_after;
+    if (threshold === 0 || this.#ledger.ipBansIn(client.prefix) < threshold) return null;
+    if (this.#ledger.get(client.prefix, nowMs) !== null || this.#neverBan.overlaps(client.prefix)) return null;
+    const reason = `${this.#ledger.ipBansIn(client.prefix)} addresses of ${client.prefix} banned at once`;
+    return this.#ban(client.prefix, 'prefix', client.family, null, 'prefix', reason, nowMs);
+  }
+
+  #ban(target: string, scope: Ban['scope'], family: 4 | 6, prefix: string | null, source: Ban['source'], reason: string, nowMs: number): Ban | null {
+    const nth = nextBanNumber(this.#ledger.historyOf(target), nowMs, this.#durations);
+    const ban: Ban = {
+      target,
+      scope,
+      family,
+      prefix,
+      source,
+      reason,
+      startedMs: nowMs,
+      expiresMs: nowMs + banDurationMs(nth, this.#durations),
+      nth,
+      dryRun: this.#config.dry_run,
+    };
+    return this.#ledger.add(ban) ? ban : null;
+  }
+}
