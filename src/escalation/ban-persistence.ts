@@ -1,0 +1,116 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { Ban } from './ban.js';
+import type { BanLedger } from './ban-ledger.js';
+import type { BanState, BanStateFile } from './ban-state-file.js';
+
+/** The wall clock, for turning monotonic times into times a file can keep. */
+export interface WallClock {
+  /** Milliseconds since the Unix epoch. */
+  epochMs(): number;
+}
+
+export const systemWallClock: WallClock = { epochMs: () => Date.now() };
+
+/**
+ * Keeps the state file in step with the ledger: every change schedules a
+ * write, and writes coalesce (one in flight, at most one more queued), so a
+ * ban is on disk within one write's time however many arrive at once.
+ */
+export class BanPersistence {
+  readonly #file: BanStateFile;
+  readonly #ledger: BanLedger;
+  readonly #clock: Clock;
+  readonly #wall: WallClock;
+  readonly #logger: Logger;
+  #writing: Promise<void> | null = null;
+  #dirty = false;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(file: BanStateFile, ledger: BanLedger, clock: Clock, wall: WallClock, logger: Logger) {
+    this.#file = file;
+    this.#ledger = ledger;
+    this.#clock = clock;
+    this.#wall = wall;
+    this.#logger = logger;
+  }
+
+  /**
+   * Loads the file into the ledger, dropping expired bans (their history is
+   * kept), and starts following the ledger. Returns how many bans were restored.
+   * A damaged file is logged (it has been moved aside) and the ledger starts empty.
+   */
+  async restore(): Promise<number> {
+    let state: BanState | null = null;
+    try {
+      state = await this.#file.load();
+    } catch (error) {
+      this.#logger.error({ err: error, code: (error as { code?: string }).code }, (error as Error).message);
+    }
+    let restored = 0;
+    if (state !== null) {
+      const toMono = this.#toMonotonic();
+      for (const entry of state.history) this.#ledger.restoreHistory(entry.target, { bans: entry.bans, lastEndMs: toMono(entry.lastEndAt) });
+      const nowMs = this.#clock.nowMs();
+      for (const saved of state.bans) {
+        const ban: Ban = { ...saved, startedMs: toMono(saved.startedAt), expiresMs: toMono(saved.expiresAt) };
+        if (ban.expiresMs <= nowMs) continue;
+        // Restoring is not a new ban: its history entry came with the file.
+        if (this.#ledger.add(ban)) restored++;
+      }
+    }
+    this.#unsubscribe = this.#ledger.onChange((change) => {
+      if (change.kind !== 'full') this.schedule();
+    });
+    return restored;
+  }
+
+  /** Asks for a write; resolves once the ledger as of now is on disk. */
+  schedule(): Promise<void> {
+    this.#dirty = true;
+    if (this.#writing === null) this.#writing = this.#drain();
+    return this.#writing;
+  }
+
+  /** Stops following the ledger and waits for the last write. */
+  async close(): Promise<void> {
+    this.#unsubscribe?.();
+    await this.schedule();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#dirty) {
+        this.#dirty = false;
+        try {
+          await this.#file.save(this.#snapshot());
+        } catch (error) {
+          // Never a crash: bans stay enforced; they would only not survive a restart.
+          this.#logger.error({ err: error, path: this.#file.path }, 'cannot write the ban state file: bans will not survive a restart until this is fixed');
+        }
+      }
+    } finally {
+      this.#writing = null;
+    }
+  }
+
+  #snapshot(): BanState {
+    const toEpoch = this.#toEpoch();
+    return {
+      version: 1,
+      savedAt: this.#wall.epochMs(),
+      bans: this.#ledger.active().map(({ startedMs, expiresMs, ...rest }) => ({ ...rest, startedAt: toEpoch(startedMs), expiresAt: toEpoch(expiresMs) })),
+      history: this.#ledger.histories().map(([target, history]) => ({ target, bans: history.bans, lastEndAt: toEpoch(history.lastEndMs) })),
+    };
+  }
+
+  #toEpoch(): (monoMs: number) => number {
+    const offset = this.#wall.epochMs() - this.#clock.nowMs();
+    return (monoMs) => Math.round(monoMs + offset);
+  }
+
+  #toMonotonic(): (epochMs: number) => number {
+    const offset = this.#clock.nowMs() - this.#wall.epochMs();
+    return (epochMs) => epochMs + offset;
+  }
+}
