@@ -1,0 +1,279 @@
+/*
+ * Bans as plain iptables/ip6tables rules, for hosts without nftables or
+ * ipset. In the raw table of each family:
+ *
+ *   PREROUTING: -j PORTCULLIS                                  (inserted first, once)
+ *   PORTCULLIS: -p tcp -m multiport --dports PORTS -j PORTCULLIS-ADDR
+ *               -p tcp -m multiport --dports PORTS -j PORTCULLIS-NET
+ *   PORTCULLIS-ADDR: -s 192.0.2.7/32 -j DROP      one rule per banned address
+ *   PORTCULLIS-NET:  -s 198.51.100.0/24 -j DROP   one rule per banned prefix
+ *
+ * Costs and limits, on purpose documented here:
+ * - Each packet to a listed port walks the rules one by one: O(bans) per
+ *   packet, where nftables and ipset do one hash lookup. Fine for hundreds of
+ *   bans, a CPU sink at tens of thousands: use nftables or ipset there.
+ * - No kernel-side timeouts: a rule stays until portcullis removes it. The
+ *   ledger lifts expired bans with remove(), and replaceAll() at start drops
+ *   the ones that expired while portcullis was down. `timeoutSec` is checked
+ *   but otherwise unused.
+ * - maxBans is enforced here (the kernel has no cap on rules): a commit or
+ *   replaceAll that would leave more than maxBans rules in a chain fails as a
+ *   whole, before anything runs.
+ * - iptables-restore applies one table of one family atomically: IPv4 and
+ *   IPv6 are two transactions.
+ * - Separate chains for addresses and prefixes, so a /32 prefix ban and an
+ *   address ban stay apart in list().
+ *
+ * The helpers at the end (raw-table reading, restore input, port groups) are
+ * shared with the ipset backend, which jumps from the same PORTCULLIS chain.
+ */
+import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
+import { canonicalTarget, validateBackendOptions, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
+import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
+import { forgetConnections } from './conntrack.js';
+import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
+import { FirewallCommandError } from '../core/errors.js';
+
+/** Our chain in the raw table, jumped to from PREROUTING (xtables chain names hold at most 28 characters). */
+export const IPTABLES_CHAIN = 'PORTCULLIS';
+/** Rule chains of this backend, one per scope. */
+export const IPTABLES_BAN_CHAINS = { ip: 'PORTCULLIS-ADDR', prefix: 'PORTCULLIS-NET' } as const;
+
+/** The commands of each family. */
+export const IPTABLES_TOOLS = {
+  4: { save: 'iptables-save', restore: 'iptables-restore' },
+  6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
+} as const;
+
+/** xt_multiport takes at most 15 ports per rule. */
+const MULTIPORT_MAX = 15;
+
+/** iptables-save prints ~40–70 bytes per rule. */
+const SAVE_BYTES_PER_RULE = 96;
+const SAVE_MAX_BYTES = 500 * 1024 * 1024;
+
+/** Restoring many rules is slow with iptables-nft (it is what this backend is bad at). */
+const RESTORE_TIMEOUT_MS = 60_000;
+
+export class IptablesBackend implements BanBackend {
+  readonly name = 'iptables';
+  readonly #options: ValidBackendOptions;
+  readonly #runner: CommandRunner;
+  readonly #pending: PendingBans;
+  readonly #sequence = new CommandSequence();
+  readonly #conntrack = { conntrackMissing: false };
+
+  /** Throws a RangeError for invalid options (ports 1–65535, maxBans ≥ 1). */
+  constructor(options: BanBackendOptions, runner: CommandRunner = new CommandRunner()) {
+    this.#options = validateBackendOptions(options);
+    this.#runner = runner;
+    this.#pending = new PendingBans(2 * this.#options.maxBans);
+  }
+
+  /**
+   * For each family: rewrites PORTCULLIS for the current ports, creates the
+   * rule chains if missing (keeping their rules: a restart keeps the bans)
+   * and inserts the PREROUTING jump if missing, in one transaction.
+   */
+  init(): Promise<void> {
+    return this.#sequence.run(async () => {
+      try {
+        for (const family of [4, 6] as const) {
+          const table = await readRawTable(this.#runner, family, this.#saveBytes());
+          const lines: string[] = [];
+          for (const chain of Object.values(IPTABLES_BAN_CHAINS)) {
+            if (!table.chains.has(chain)) lines.push(`:${chain} - [0:0]`);
+          }
+          // Declaring an existing chain in `iptables-restore --noflush` flushes it: PORTCULLIS is refilled.
+          lines.push(`:${IPTABLES_CHAIN} - [0:0]`);
+          for (const group of multiportGroups(this.#options.ports)) {
+            for (const chain of Object.values(IPTABLES_BAN_CHAINS)) lines.push(`-A ${IPTABLES_CHAIN} -p tcp -m multiport --dports ${group} -j ${chain}`);
+          }
+          if (!table.hasJump) lines.push(`-I PREROUTING 1 -j ${IPTABLES_CHAIN}`);
+          await restoreRaw(this.#runner, family, lines);
+        }
+      } catch (error) {
+        throw unavailableWhenUnprivileged(error);
+      }
+    });
+  }
+
+  add(ban: KernelBan): void {
+    this.#pending.add(ban);
+  }
+
+  remove(target: string): void {
+    this.#pending.remove(target);
+  }
+
+  /**
+   * Reads the rule chains, then appends rules for new bans and deletes those
+   * of present lifted targets (an absent one would fail the transaction), one
+   * iptables-restore per family with changes.
+   */
+  commit(): Promise<void> {
+    const changes = this.#pending.take();
+    if (changes.length === 0) return Promise.resolve();
+    return this.#sequence.run(async () => {
+      // Both families are read and checked before either is written, so a
+      // batch over maxBans changes nothing.
+      const work: Array<{ family: 4 | 6; lines: string[] }> = [];
+      for (const family of [4, 6] as const) {
+        const ofFamily = changes.filter((change) => (change.kind === 'add' ? change.ban.family : change.parsed.family) === family);
+        if (ofFamily.length === 0) continue;
+        const table = await readRawTable(this.#runner, family, this.#saveBytes());
+        work.push({ family, lines: renderIptablesCommit(ofFamily, table.bans, this.#options.maxBans) });
+      }
+      for (const { family, lines } of work) {
+        if (lines.length > 0) await restoreRaw(this.#runner, family, lines);
+      }
+    });
+  }
+
+  /** Flushes and refills both rule chains of each family (one transaction per family). */
+  replaceAll(bans: readonly KernelBan[]): Promise<void> {
+    let byFamily: Record<4 | 6, string[]>;
+    try {
+      byFamily = renderIptablesReplaceAll(bans, this.#options.maxBans);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#sequence.run(async () => {
+      for (const family of [4, 6] as const) await restoreRaw(this.#runner, family, byFamily[family]);
+    });
+  }
+
+  list(): Promise<string[]> {
+    return this.#sequence.run(async () => {
+      const targets: string[] = [];
+      for (const family of [4, 6] as const) {
+        const table = await readRawTable(this.#runner, family, this.#saveBytes());
+        for (const chain of Object.values(IPTABLES_BAN_CHAINS)) targets.push(...table.bans[chain]);
+      }
+      return targets;
+    });
+  }
+
+  forgetConnections(ban: KernelBan): Promise<void> {
+    return forgetConnections(this.#runner, ban, this.#conntrack);
+  }
+
+  #saveBytes(): number {
+    return Math.min(SAVE_MAX_BYTES, 1024 * 1024 + 2 * this.#options.maxBans * SAVE_BYTES_PER_RULE);
+  }
+}
+
+type BanChain = (typeof IPTABLES_BAN_CHAINS)[keyof typeof IPTABLES_BAN_CHAINS];
+
+/** The restore lines of one family's commit, given the targets each rule chain holds now. Throws FirewallCommandError beyond maxBans. */
+export function renderIptablesCommit(changes: readonly PendingChange[], present: Readonly<Record<BanChain, readonly string[]>>, maxBans: number): string[] {
+  const lines: string[] = [];
+  for (const scope of ['ip', 'prefix'] as const) {
+    const chain = IPTABLES_BAN_CHAINS[scope];
+    const held = new Set(present[chain]);
+    for (const change of changes) {
+      if (change.kind === 'add') {
+        const ban = validateBan(change.ban);
+        if (ban.scope !== scope || held.has(ban.target)) continue;
+        held.add(ban.target);
+        lines.push(`-A ${chain} ${renderSource(ban)} -j DROP`);
+      } else {
+        const ban = validateBan({ target: change.target, family: change.parsed.family, scope: change.parsed.isPrefix ? 'prefix' : 'ip', timeoutSec: 1 });
+        if (ban.scope !== scope || !held.has(ban.target)) continue;
+        held.delete(ban.target);
+        lines.push(`-D ${chain} ${renderSource(ban)} -j DROP`);
+      }
+    }
+    if (held.size > maxBans) throw tooManyRules(chain, held.size, maxBans);
+  }
+  return lines;
+}
+
+/** The restore lines of replaceAll, per family: both rule chains declared (flushed) and refilled. Throws FirewallCommandError beyond maxBans. */
+export function renderIptablesReplaceAll(bans: readonly KernelBan[], maxBans: number): Record<4 | 6, string[]> {
+  const chains = { 4: { ip: new Map<string, ValidBan>(), prefix: new Map<string, ValidBan>() }, 6: { ip: new Map<string, ValidBan>(), prefix: new Map<string, ValidBan>() } };
+  for (const ban of bans) {
+    const valid = validateBan(ban);
+    chains[valid.family][valid.scope].set(valid.target, valid);
+  }
+  const render = (family: 4 | 6): string[] => {
+    const lines = Object.values(IPTABLES_BAN_CHAINS).map((chain) => `:${chain} - [0:0]`);
+    for (const scope of ['ip', 'prefix'] as const) {
+      const held = chains[family][scope];
+      if (held.size > maxBans) throw tooManyRules(`${IPTABLES_BAN_CHAINS[scope]} (IPv${family})`, held.size, maxBans);
+      for (const ban of held.values()) lines.push(`-A ${IPTABLES_BAN_CHAINS[scope]} ${renderSource(ban)} -j DROP`);
+    }
+    return lines;
+  };
+  return { 4: render(4), 6: render(6) };
+}
+
+function renderSource(ban: ValidBan): string {
+  // Written the way iptables-save prints it, so list() reads back the same text.
+  return `-s ${ban.address}/${ban.prefixLength}`;
+}
+
+function tooManyRules(chain: string, count: number, maxBans: number): FirewallCommandError {
+  return new FirewallCommandError('iptables-restore', ['--noflush'], `${chain} would hold ${count} rules: more than maxBans = ${maxBans}; nothing was changed`);
+}
+
+/** What `ip(6)tables-save -t raw` shows of ours. */
+export interface RawTableState {
+  /** Every chain declared in the raw table. */
+  readonly chains: ReadonlySet<string>;
+  /** Whether PREROUTING jumps to PORTCULLIS. */
+  readonly hasJump: boolean;
+  /** Canonical targets of the DROP rules in each rule chain (other rules there are ignored). */
+  readonly bans: Readonly<Record<BanChain, readonly string[]>>;
+}
+
+/** Reads the raw table of one family with `ip(6)tables-save -t raw`. */
+export async function readRawTable(runner: CommandRunner, family: 4 | 6, maxOutputBytes: number): Promise<RawTableState> {
+  const { stdout } = await runner.run(IPTABLES_TOOLS[family].save, ['-t', 'raw'], { maxOutputBytes, timeoutMs: RESTORE_TIMEOUT_MS });
+  return parseRawTable(stdout);
+}
+
+/** Parses `iptables-save -t raw` output (see readRawTable). */
+export function parseRawTable(saved: string): RawTableState {
+  const chains = new Set<string>();
+  let hasJump = false;
+  const bans: Record<BanChain, string[]> = { [IPTABLES_BAN_CHAINS.ip]: [], [IPTABLES_BAN_CHAINS.prefix]: [] } as Record<BanChain, string[]>;
+  for (const line of saved.split('\n')) {
+    if (line.startsWith(':')) {
+      chains.add(line.slice(1).split(' ')[0] ?? '');
+    } else if (line === `-A PREROUTING -j ${IPTABLES_CHAIN}`) {
+      hasJump = true;
+    } else {
+      const rule = /^-A (PORTCULLIS-ADDR|PORTCULLIS-NET) -s (\S+) -j DROP$/.exec(line);
+      if (rule === null) continue;
+      const chain = rule[1] as BanChain;
+      const target = canonicalTarget(rule[2] as string, chain === IPTABLES_BAN_CHAINS.ip ? 'ip' : 'prefix');
+      if (target !== null) bans[chain].push(target);
+    }
+  }
+  return { chains, hasJump, bans };
+}
+
+/** Applies `lines` to the raw table of one family in one `ip(6)tables-restore --noflush` transaction. */
+export async function restoreRaw(runner: CommandRunner, family: 4 | 6, lines: readonly string[]): Promise<void> {
+  await runner.run(IPTABLES_TOOLS[family].restore, ['--noflush'], { input: renderRawRestore(lines), timeoutMs: RESTORE_TIMEOUT_MS });
+}
+
+/** The restore input for the raw table. Lines are ours (validated targets, fixed chain names); a line break inside one would be a bug, so it throws. */
+export function renderRawRestore(lines: readonly string[]): string {
+  for (const line of lines) {
+    if (/[\r\n]/.test(line)) throw new RangeError(`restore line contains a line break: ${JSON.stringify(line)}`);
+  }
+  return ['*raw', ...lines, 'COMMIT', ''].join('\n');
+}
+
+/** Ports as `--dports` lists of at most 15 (xt_multiport's limit), e.g. `['80,443']`. */
+export function multiportGroups(ports: readonly number[]): string[] {
+  const groups: string[] = [];
+  for (let start = 0; start < ports.length; start += MULTIPORT_MAX) {
+    const group = ports.slice(start, start + MULTIPORT_MAX);
+    for (const port of group) validatePort(port);
+    groups.push(group.join(','));
+  }
+  return groups;
+}
