@@ -60,8 +60,10 @@ export class BanPersistence {
       }
     }
     this.#unsubscribe = this.#ledger.onChange((change) => {
-      if (change.kind !== 'full') this.schedule();
+      if (change.kind !== 'full') void this.schedule();
     });
+    // Write once now: an unwritable state_dir is reported at start, not at the first ban.
+    await this.schedule();
     return restored;
   }
 

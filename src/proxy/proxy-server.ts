@@ -1,5 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -8,6 +8,7 @@ import { RateLimitedLog } from '../core/rate-limited-log.js';
 import type { DecisionEngine } from '../engine/decision-engine.js';
 import type { ClientKey } from '../identity/client-key.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
+import type { ClientConnections } from './client-connections.js';
 import type { Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
@@ -22,6 +23,7 @@ export interface ProxyServerParts {
   readonly slots: UpstreamSlots;
   readonly forwarder: Forwarder;
   readonly websockets: WebSocketForwarder;
+  readonly connections: ClientConnections;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -61,6 +63,10 @@ export class ProxyServer {
       },
       (req, res) => void this.#handle(req, res),
     );
+    this.#server.on('connection', (socket: Socket) => {
+      const peer = parts.resolver.lookupPeer(socket.remoteAddress);
+      if (peer !== null) parts.connections.track(socket, peer.key);
+    });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       // Malformed requests and header timeouts: answer if the socket still can, never crash.

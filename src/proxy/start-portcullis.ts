@@ -7,6 +7,12 @@ import { DecisionEngine } from '../engine/decision-engine.js';
 import { ClientResolver } from '../identity/client-resolver.js';
 import { MemoryBucketStore } from '../limiter/stores/memory-bucket-store.js';
 import { compilePolicy } from '../policy/compiled-policy.js';
+import { Registry } from 'prom-client';
+import { systemWallClock, type WallClock } from '../escalation/ban-persistence.js';
+import { startEscalation, type EscalationRuntime } from '../escalation/escalation-runtime.js';
+import type { BanBackend } from '../firewall/ban-backend.js';
+import { EscalationMetrics } from '../metrics/escalation-metrics.js';
+import { ClientConnections } from './client-connections.js';
 import { ProxyServer } from './proxy-server.js';
 import { UndiciForwarder } from './undici-forwarder.js';
 import { UpstreamSlots } from './upstream-slots.js';
@@ -19,6 +25,9 @@ export interface RunningPortcullis {
   readonly engine: DecisionEngine;
   /** Upstream admission, for status and tests. */
   readonly slots: UpstreamSlots;
+  readonly escalation: EscalationRuntime;
+  /** Every metric portcullis keeps (served by the admin API). */
+  readonly registry: Registry;
   /** Graceful stop: in-flight requests get up to `graceMs` to finish. */
   close(graceMs?: number): Promise<void>;
 }
@@ -26,6 +35,9 @@ export interface RunningPortcullis {
 export interface StartOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
+  readonly wall?: WallClock;
+  /** Overrides the policy's firewall backend (tests drive one inside a network namespace). */
+  readonly banBackend?: BanBackend;
 }
 
 /** Tries one TCP connection to the upstream; resolves to null when it accepts, else to the error message. */
@@ -51,7 +63,15 @@ export async function startPortcullis(config: PolicyConfig, options: StartOption
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const policy = compilePolicy(config);
-  const engine = new DecisionEngine(policy, new MemoryBucketStore(config.clients.max_tracked));
+  const registry = new Registry();
+  const escalation = await startEscalation(config, {
+    clock,
+    wall: options.wall ?? systemWallClock,
+    logger,
+    metrics: new EscalationMetrics(registry),
+    ...(options.banBackend ? { backend: options.banBackend } : {}),
+  });
+  const engine = new DecisionEngine(policy, new MemoryBucketStore(config.clients.max_tracked), escalation);
   const resolver = new ClientResolver({
     trustedProxies: policy.trustedProxies,
     prefix: config.clients.prefix,
@@ -75,8 +95,12 @@ export async function startPortcullis(config: PolicyConfig, options: StartOption
     maxBodyBytes: config.request.max_body,
   });
   const websockets = new WebSocketForwarder(config.upstream, logger);
+  const connections = new ClientConnections();
+  escalation.ledger.onChange((change) => {
+    if (change.kind === 'added' && !change.ban.dryRun) connections.closeCovered(change.ban);
+  });
   const server = new ProxyServer(
-    { engine, resolver, slots, forwarder, websockets, clock, logger },
+    { engine, resolver, slots, forwarder, websockets, connections, clock, logger },
     {
       headersTimeoutMs: config.timeouts.client_headers,
       requestTimeoutMs: config.timeouts.client_request,
@@ -95,10 +119,13 @@ export async function startPortcullis(config: PolicyConfig, options: StartOption
     address,
     engine,
     slots,
+    escalation,
+    registry,
     async close(graceMs = 10_000) {
       await server.close(graceMs);
       websockets.close();
       await forwarder.close();
+      await escalation.close();
     },
   };
 }

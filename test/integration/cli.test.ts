@@ -98,7 +98,7 @@ describe('portcullis serve', () => {
 
   it('finishes in-flight requests on SIGTERM, then exits 0', async () => {
     const file = join(dir, 'policy.yaml');
-    await writeFile(file, `listen: "127.0.0.1:0"\nupstream: "${apache.url}"\n`);
+    await writeFile(file, `listen: "127.0.0.1:0"\nupstream: "${apache.url}"\nstate_dir: "${join(dir, 'state')}"\n`);
     const child = spawn(process.execPath, [...NODE_ARGS, ...CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {

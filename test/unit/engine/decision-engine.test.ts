@@ -97,7 +97,7 @@ describe('DecisionEngine', () => {
 
   it('blocks paths for every client and every method unless restricted', () => {
     const { decide } = setup();
-    expect(decide('198.51.100.1', 'POST', '/xmlrpc.php')).toEqual({ action: 'block', rule: '/xmlrpc.php', status: 403 });
+    expect(decide('198.51.100.1', 'POST', '/xmlrpc.php')).toEqual({ action: 'block', rule: '/xmlrpc.php', status: 403, strikes: 1 });
     expect(decide('192.0.2.250', 'GET', '/XMLRPC.php/x')).toMatchObject({ action: 'block' });
     expect(decide('198.51.100.1', 'GET', '/wp-admin/install.php')).toMatchObject({ action: 'block', status: 404 });
     expect(decide('198.51.100.1', 'POST', '/wp-admin/install.php').action).toBe('allow');

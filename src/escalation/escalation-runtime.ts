@@ -1,0 +1,101 @@
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { parseListenAddress } from '../config/listen-address.js';
+import type { PolicyConfig } from '../config/schema.js';
+import type { Clock } from '../core/clock.js';
+import type { BanBackend } from '../firewall/ban-backend.js';
+import { createBanBackend } from '../firewall/create-ban-backend.js';
+import { FirewallEnforcer } from '../firewall/firewall-enforcer.js';
+import type { EscalationMetrics } from '../metrics/escalation-metrics.js';
+import { BanLedger } from './ban-ledger.js';
+import { BanPersistence, type WallClock } from './ban-persistence.js';
+import { BanStateFile } from './ban-state-file.js';
+import { Escalator } from './escalator.js';
+import { NeverBanList } from './never-ban-list.js';
+
+/** Everything that turns refusals into enforced, persistent bans. */
+export interface EscalationRuntime {
+  readonly ledger: BanLedger;
+  readonly escalator: Escalator;
+  readonly enforcer: FirewallEnforcer;
+  readonly persistence: BanPersistence;
+  /** Stops the sweep, waits for the last commit and the last state write. */
+  close(): Promise<void>;
+}
+
+export interface EscalationDeps {
+  readonly clock: Clock;
+  readonly wall: WallClock;
+  readonly logger: Logger;
+  readonly metrics: EscalationMetrics;
+  /** A backend to use instead of the one the policy names (tests run one inside a network namespace). */
+  readonly backend?: BanBackend;
+}
+
+/** How often expired bans are swept out (their kernel entries expire by themselves). */
+const SWEEP_INTERVAL_MS = 1_000;
+
+/** Builds the ledger, restores the state file, starts the firewall backend and follows every change. */
+export async function startEscalation(config: PolicyConfig, deps: EscalationDeps): Promise<EscalationRuntime> {
+  const { clock, logger, metrics } = deps;
+  const esc = config.escalation;
+  const ledger = new BanLedger({ maxBans: esc.max_bans, maxHistory: esc.max_history, prefix: config.clients.prefix });
+  const neverBan = new NeverBanList([...config.clients.allow, ...config.clients.trusted_proxies, ...(await upstreamAddresses(config.upstream, logger))]);
+  const escalator = new Escalator({ config: esc, ledger, neverBan, maxTracked: config.clients.max_tracked });
+  metrics.observeActiveBans(() => ledger.active().filter((ban) => !ban.dryRun));
+
+  const persistence = new BanPersistence(BanStateFile.in(config.state_dir), ledger, clock, deps.wall, logger);
+  const restored = await persistence.restore();
+  if (restored > 0) logger.info({ bans: restored, stateDir: config.state_dir }, 'restored active bans from the state file');
+
+  const backend = deps.backend ?? createBanBackend(esc.backend, { ports: esc.ports, maxBans: esc.max_bans });
+  const enforcer = new FirewallEnforcer(backend, ledger, clock, logger, metrics);
+  await enforcer.start();
+  const listenPort = parseListenAddress(config.listen)?.port;
+  if (enforcer.backend.name !== 'none' && listenPort !== undefined && listenPort !== 0 && !esc.ports.includes(listenPort)) {
+    logger.warn({ listenPort, ports: esc.ports }, 'escalation.ports does not include the port portcullis listens on: kernel bans will not keep banned clients away from it');
+  }
+
+  ledger.onChange((change) => {
+    const { ban } = change;
+    const fields = { target: ban.target, scope: ban.scope, source: ban.source, nth: ban.nth, reason: ban.reason };
+    if (change.kind === 'added') {
+      metrics.bansIssued.inc({ scope: ban.scope, backend: enforcer.backend.name, mode: ban.dryRun ? 'dry_run' : 'enforced' });
+      const seconds = Math.round((ban.expiresMs - clock.nowMs()) / 1000);
+      logger.warn({ ...fields, seconds, backend: enforcer.backend.name }, ban.dryRun ? 'would ban (dry run)' : 'banned');
+    } else if (change.kind === 'removed') {
+      logger.info({ ...fields, why: change.why }, change.why === 'expired' ? 'ban expired' : 'ban lifted');
+    } else {
+      metrics.bansRefusedFull.inc();
+      logger.error({ ...fields, maxBans: esc.max_bans }, 'ban not made: escalation.max_bans bans are already active; raise it or shorten bans');
+    }
+  });
+
+  const sweep = setInterval(() => ledger.sweep(clock.nowMs()), SWEEP_INTERVAL_MS);
+  sweep.unref();
+
+  return {
+    ledger,
+    escalator,
+    enforcer,
+    persistence,
+    async close() {
+      clearInterval(sweep);
+      await enforcer.close();
+      await persistence.close();
+    },
+  };
+}
+
+/** The upstream's addresses, never to be banned (a hostname is resolved once, at start). */
+async function upstreamAddresses(upstream: string, logger: Logger): Promise<string[]> {
+  const host = new URL(upstream).hostname.replace(/^\[|\]$/g, '');
+  if (net.isIP(host) !== 0) return [host];
+  try {
+    return (await lookup(host, { all: true })).map((entry) => entry.address);
+  } catch (error) {
+    logger.warn({ err: error, upstream }, 'could not resolve the upstream host to protect it from bans');
+    return [];
+  }
+}

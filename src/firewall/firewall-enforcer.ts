@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { BackendUnavailableError } from '../core/errors.js';
+import type { Ban } from '../escalation/ban.js';
+import type { BanChange, BanLedger } from '../escalation/ban-ledger.js';
+import type { EscalationMetrics } from '../metrics/escalation-metrics.js';
+import type { BanBackend, KernelBan } from './ban-backend.js';
+import { NoneBackend } from './none-backend.js';
+
+/**
+ * Follows the ban ledger into the kernel: each new ban is queued on the
+ * backend and committed at once, coalescing whatever arrives while a commit
+ * runs into the next one. A failing command is logged and counted, never a
+ * crash: the proxy still refuses the banned client itself.
+ */
+export class FirewallEnforcer {
+  #backend: BanBackend;
+  readonly #ledger: BanLedger;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #metrics: EscalationMetrics;
+  /** Bans queued since the last commit, for latency and conntrack after it lands. */
+  #pending: Ban[] = [];
+  #dirty = false;
+  #committing: Promise<void> | null = null;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(backend: BanBackend, ledger: BanLedger, clock: Clock, logger: Logger, metrics: EscalationMetrics) {
+    this.#backend = backend;
+    this.#ledger = ledger;
+    this.#clock = clock;
+    this.#logger = logger;
+    this.#metrics = metrics;
+  }
+
+  /** The backend in use (`none` after a failed start). */
+  get backend(): BanBackend {
+    return this.#backend;
+  }
+
+  /**
+   * Sets the backend up and loads every active ban into it in one transaction
+   * (reconciling what the kernel held). When the backend cannot work here, logs
+   * why, loudly, and carries on with proxy-level bans only.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.#backend.init();
+      await this.#backend.replaceAll(this.#ledger.active().filter((ban) => !ban.dryRun).map((ban) => this.#toKernel(ban)));
+    } catch (error) {
+      const unavailable = error instanceof BackendUnavailableError;
+      this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: unavailable ? 'init' : 'restore' });
+      this.#logger.error(
+        { err: error, backend: this.#backend.name, code: (error as { code?: string }).code },
+        `firewall backend ${this.#backend.name} is not working: bans are enforced by the proxy only (${(error as Error).message})`,
+      );
+      if (unavailable) this.#backend = new NoneBackend();
+    }
+    this.#unsubscribe = this.#ledger.onChange((change) => this.#follow(change));
+  }
+
+  /** Stops following the ledger and waits for the last commit. Kernel bans stay: they expire by themselves. */
+  async close(): Promise<void> {
+    this.#unsubscribe?.();
+    await this.#committing;
+  }
+
+  /** Resolves when everything queued so far has been committed (for tests and shutdown). */
+  async flush(): Promise<void> {
+    while (this.#committing !== null) await this.#committing;
+  }
+
+  #follow(change: BanChange): void {
+    if (change.kind === 'full') return;
+    if (change.ban.dryRun) return;
+    if (change.kind === 'added') {
+      const kernelBan = this.#toKernel(change.ban);
+      if (kernelBan.timeoutSec <= 0) return;
+      this.#backend.add(kernelBan);
+      this.#pending.push(change.ban);
+    } else {
+      // Kernel timeouts lift expired bans themselves (except iptables): removing is harmless either way.
+      this.#backend.remove(change.ban.target);
+    }
+    this.#dirty = true;
+    this.#committing ??= this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#dirty) {
+        this.#dirty = false;
+        const landed = this.#pending;
+        this.#pending = [];
+        try {
+          await this.#backend.commit();
+        } catch (error) {
+          this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: 'commit' });
+          this.#logger.error({ err: error, backend: this.#backend.name, bans: landed.map((ban) => ban.target) }, 'firewall commit failed: these bans are enforced by the proxy only');
+          continue;
+        }
+        const nowMs = this.#clock.nowMs();
+        for (const ban of landed) {
+          this.#metrics.banLatency.observe({ backend: this.#backend.name }, Math.max(0, nowMs - ban.startedMs) / 1000);
+          this.#backend.forgetConnections(this.#toKernel(ban)).catch((error: unknown) => {
+            this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: 'conntrack' });
+            this.#logger.warn({ err: error, target: ban.target }, 'could not flush connection tracking for a banned source');
+          });
+        }
+      }
+    } finally {
+      this.#committing = null;
+    }
+  }
+
+  #toKernel(ban: Ban): KernelBan {
+    return { target: ban.target, family: ban.family, scope: ban.scope, timeoutSec: Math.ceil((ban.expiresMs - this.#clock.nowMs()) / 1000) };
+  }
+}
