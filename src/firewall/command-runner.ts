@@ -150,3 +150,36 @@ export function unavailableWhenUnprivileged(error: unknown): unknown {
   }
   return error;
 }
+
+/** One command a ScriptedCommandRunner was asked to run. */
+export interface RecordedCommand {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly input: string | undefined;
+}
+
+/**
+ * A test double that runs nothing: it records each command and answers with
+ * what `respond` returns (or throws). Shipped, like undici's MockAgent, so
+ * every test of code that drives a backend can use the same one.
+ *
+ *   const runner = new ScriptedCommandRunner((command) => ({ stdout: '', stderr: '' }));
+ *   await new NftablesBackend(options, runner).init();
+ *   runner.commands[0]?.input // the batch nft would have read
+ */
+export class ScriptedCommandRunner extends CommandRunner {
+  readonly commands: RecordedCommand[] = [];
+  readonly #respond: (command: RecordedCommand) => CommandOutput | Promise<CommandOutput>;
+
+  /** @param respond Answers a command; throw a FirewallCommandError to play a failure. @default empty output */
+  constructor(respond: (command: RecordedCommand) => CommandOutput | Promise<CommandOutput> = () => ({ stdout: '', stderr: '' })) {
+    super();
+    this.#respond = respond;
+  }
+
+  override async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<CommandOutput> {
+    const command = { file, args: [...args], input: options.input };
+    this.commands.push(command);
+    return this.#respond(command);
+  }
+}
