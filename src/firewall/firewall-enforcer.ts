@@ -46,7 +46,8 @@ export class FirewallEnforcer {
   async start(): Promise<void> {
     try {
       await this.#backend.init();
-      await this.#backend.replaceAll(this.#ledger.active().filter((ban) => !ban.dryRun).map((ban) => this.#toKernel(ban)));
+      const live = this.#ledger.active().filter((ban) => !ban.dryRun).map((ban) => this.#toKernel(ban));
+      await this.#backend.replaceAll(live.filter((ban) => ban.timeoutSec > 0));
     } catch (error) {
       const unavailable = error instanceof BackendUnavailableError;
       this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: unavailable ? 'init' : 'restore' });
@@ -73,14 +74,21 @@ export class FirewallEnforcer {
   #follow(change: BanChange): void {
     if (change.kind === 'full') return;
     if (change.ban.dryRun) return;
-    if (change.kind === 'added') {
-      const kernelBan = this.#toKernel(change.ban);
-      if (kernelBan.timeoutSec <= 0) return;
-      this.#backend.add(kernelBan);
-      this.#pending.push(change.ban);
-    } else {
-      // Kernel timeouts lift expired bans themselves (except iptables): removing is harmless either way.
-      this.#backend.remove(change.ban.target);
+    try {
+      if (change.kind === 'added') {
+        const kernelBan = this.#toKernel(change.ban);
+        if (kernelBan.timeoutSec <= 0) return;
+        this.#backend.add(kernelBan);
+        this.#pending.push(change.ban);
+      } else {
+        // Kernel timeouts lift expired bans themselves (except iptables): removing is harmless either way.
+        this.#backend.remove(change.ban.target);
+      }
+    } catch (error) {
+      // The backend re-validates every target; a refusal here is a bug to report, not a reason to stop the proxy.
+      this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: 'queue' });
+      this.#logger.error({ err: error, target: change.ban.target }, 'firewall backend refused a ban: it is enforced by the proxy only');
+      return;
     }
     this.#dirty = true;
     this.#committing ??= this.#drain();
