@@ -1,0 +1,89 @@
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/core/clock.js';
+import { BackendUnavailableError, FirewallCommandError } from '../../../src/core/errors.js';
+import type { Ban } from '../../../src/escalation/ban.js';
+import { BanLedger } from '../../../src/escalation/ban-ledger.js';
+import { ScriptedCommandRunner, type RecordedCommand } from '../../../src/firewall/command-runner.js';
+import { FirewallEnforcer } from '../../../src/firewall/firewall-enforcer.js';
+import { IpsetBackend } from '../../../src/firewall/ipset-backend.js';
+import { EscalationMetrics } from '../../../src/metrics/escalation-metrics.js';
+
+function ban(target: string, nowMs: number, extra: Partial<Ban> = {}): Ban {
+  return { target, scope: 'ip', family: 4, prefix: null, source: 'strikes', reason: 't', startedMs: nowMs, expiresMs: nowMs + 600_000, nth: 1, dryRun: false, ...extra };
+}
+
+function setup(respond?: (command: RecordedCommand) => { stdout: string; stderr: string }) {
+  const clock = new ManualClock(1_000);
+  const runner = new ScriptedCommandRunner(respond);
+  const ledger = new BanLedger({ maxBans: 100, maxHistory: 100, prefix: { ipv4: 24, ipv6: 64 } });
+  const registry = new Registry();
+  const metrics = new EscalationMetrics(registry);
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino(
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        callback();
+      },
+    }),
+  );
+  const enforcer = new FirewallEnforcer(new IpsetBackend({ ports: [80], maxBans: 100 }, runner), ledger, clock, logger, metrics);
+  const restores = () => runner.commands.filter((command) => command.file === 'ipset' && command.args[0] === 'restore');
+  return { clock, runner, ledger, registry, enforcer, logs, restores };
+}
+
+describe('FirewallEnforcer', () => {
+  it('loads active bans at start, then commits each new ban, skipping dry-run ones', async () => {
+    const { ledger, enforcer, clock, restores, registry } = setup();
+    ledger.add(ban('198.51.100.1', clock.nowMs()));
+    await enforcer.start();
+    const atStart = restores().length;
+    expect(restores().map((command) => command.input).join('')).toContain('198.51.100.1');
+
+    ledger.add(ban('198.51.100.2', clock.nowMs()));
+    ledger.add(ban('198.51.100.3', clock.nowMs(), { dryRun: true }));
+    await enforcer.flush();
+    const batches = restores().slice(atStart).map((command) => command.input ?? '');
+    expect(batches.join('')).toContain('198.51.100.2');
+    expect(batches.join('')).not.toContain('198.51.100.3');
+    expect(await registry.getSingleMetricAsString('portcullis_ban_latency_seconds')).toMatch(/portcullis_ban_latency_seconds_count\{backend="ipset"\} 1/);
+  });
+
+  it('coalesces a burst of bans into few commits', async () => {
+    const { ledger, enforcer, clock, restores } = setup();
+    await enforcer.start();
+    const before = restores().length;
+    for (let i = 1; i <= 50; i++) ledger.add(ban(`198.51.100.${i}`, clock.nowMs()));
+    await enforcer.flush();
+    const batches = restores().slice(before);
+    expect(batches.length).toBeLessThanOrEqual(2);
+    for (let i = 1; i <= 50; i++) expect(batches.map((command) => command.input).join('')).toContain(`198.51.100.${i} `);
+  });
+
+  it('logs and counts a failing commit, and keeps going', async () => {
+    let fail = false;
+    const { ledger, enforcer, clock, logs, registry } = setup((command) => {
+      if (fail && command.args[0] === 'restore') throw new FirewallCommandError('ipset', command.args, 'ipset v7.17: Hash is full');
+      return { stdout: '', stderr: '' };
+    });
+    await enforcer.start();
+    fail = true;
+    ledger.add(ban('198.51.100.9', clock.nowMs()));
+    await enforcer.flush();
+    expect(logs.some((line) => String(line['msg']).startsWith('firewall commit failed'))).toBe(true);
+    expect(await registry.getSingleMetricAsString('portcullis_firewall_command_failures_total')).toContain('operation="commit"} 1');
+  });
+
+  it('falls back to proxy-level bans, loudly, when the backend is unavailable', async () => {
+    const { enforcer, logs } = setup((command) => {
+      if (command.file === 'ipset') throw new BackendUnavailableError('ipset is not installed: apt-get install ipset');
+      return { stdout: '', stderr: '' };
+    });
+    await enforcer.start();
+    expect(enforcer.backend.name).toBe('none');
+    expect(logs.some((line) => line['level'] === 50 && String(line['msg']).includes('enforced by the proxy only'))).toBe(true);
+  });
+});
