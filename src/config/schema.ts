@@ -131,6 +131,10 @@ const rulePath = patternChecked('a path starting with /', (path) =>
   path.endsWith('*') ? { kind: 'prefix', prefix: path.slice(0, -1), caseSensitive: false } : { kind: 'exact', path, caseSensitive: false },
 );
 
+/** `enforce` refuses; `shadow` only counts and logs what it would refuse, to try a rule on live traffic first. */
+export const RULE_MODES = ['enforce', 'shadow'] as const;
+const ruleMode = z.enum(RULE_MODES, { error: (issue) => `must be enforce or shadow, got ${describe(issue.input)}` }).default('enforce');
+
 const ruleName = text('a name').regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
   error: (issue) => `must be 1–64 letters, digits, '.', '_' or '-', got ${describe(issue.input)}`,
 });
@@ -156,6 +160,7 @@ const limitRule = z
     status: httpStatus.default(429),
     /** Paths match case-insensitively unless set, since Apache can serve a file under another case. */
     case_sensitive: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+    mode: ruleMode,
   })
   .superRefine((rule, ctx) => {
     if (!rule.per_ip && !rule.per_prefix) {
@@ -187,6 +192,7 @@ const blockRule = z
     /** Strikes a request to this path counts for: a request for /xmlrpc.php is rarely an accident. */
     strikes: z.int({ error: (issue) => expected('a whole number ≥ 0', issue.input) }).min(0).default(1),
     case_sensitive: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+    mode: ruleMode,
   })
   .superRefine((rule, ctx) => {
     const given = (['path', 'path_prefix', 'path_regex'] as const).filter((key) => rule[key] !== undefined);
@@ -297,6 +303,46 @@ const escalation = z
     if (value.max_ban < value.ban) ctx.addIssue({ code: 'custom', message: 'must not be shorter than escalation.ban', path: ['max_ban'] });
   });
 
+const admin = z.strictObject({
+  /** The admin API (/metrics, /bans, /status ...). Loopback by default: it reveals client addresses. */
+  listen: listenAddress.default('127.0.0.1:9181'),
+  /**
+   * File holding the bearer token that state-changing calls need (one line;
+   * PORTCULLIS_ADMIN_TOKEN overrides it). Absent: such calls are refused.
+   */
+  token_file: text('a file path').optional(),
+});
+
+const webhookUrl = text('a URL like https://hooks.example.com/portcullis').refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { error: (issue) => `must be an http:// or https:// URL, got ${describe(issue.input)}` },
+);
+
+const webhook = z.strictObject({
+  url: webhookUrl,
+  /** Extra request headers, e.g. an Authorization the receiver expects. */
+  headers: z.record(z.string(), text('a header value')).default({}),
+});
+
+const alerts = z.strictObject({
+  /** Receivers of a JSON POST on every ban and when an attack starts and ends. */
+  webhooks: z.array(webhook).default([]),
+  /** Refused requests per second (averaged over 10 s) that make an attack; it ends when the rate stays below for a minute. */
+  attack_threshold: z
+    .number({ error: (issue) => expected('a number of refused requests per second', issue.input) })
+    .positive({ error: (issue) => `must be a positive number of refused requests per second, got ${describe(issue.input)}` })
+    .default(50),
+  /** How long one delivery attempt may take. */
+  timeout: durationMs('5s').default(5_000),
+});
+
 /** The whole policy file. */
 export const policySchema = z
   .strictObject({
@@ -313,6 +359,10 @@ export const policySchema = z
     state_dir: text('a directory path').default('/var/lib/portcullis'),
     timeouts: timeouts.prefault({}),
     request: request.prefault({}),
+    admin: admin.prefault({}),
+    alerts: alerts.prefault({}),
+    /** Apache `combined`-format log of requests forwarded upstream, so existing log tooling keeps working. Absent: none. */
+    access_log: text('a file path').optional(),
   })
   .superRefine((policy, ctx) => {
     const seen = new Set<string>();
@@ -336,3 +386,6 @@ export type LimitRuleConfig = PolicyConfig['limits'][number];
 export type BlockRuleConfig = PolicyConfig['block'][number];
 export type BucketConfig = NonNullable<LimitRuleConfig['per_ip']>;
 export type EscalationConfig = PolicyConfig['escalation'];
+export type AlertsConfig = PolicyConfig['alerts'];
+export type WebhookConfig = AlertsConfig['webhooks'][number];
+export type RuleMode = (typeof RULE_MODES)[number];
