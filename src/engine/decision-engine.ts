@@ -3,9 +3,10 @@ import type { BucketSpec } from '../limiter/bucket-spec.js';
 import type { BanLedger } from '../escalation/ban-ledger.js';
 import type { Escalator } from '../escalation/escalator.js';
 import type { BucketStore, BucketTake } from '../limiter/bucket-store.js';
-import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import type { CompiledLimitRule, CompiledPolicy } from '../policy/compiled-policy.js';
 import { normalizeRequestPath } from '../policy/request-path.js';
-import { ALLOW, type AllowDecision, type Decision, type Refusal } from './decision.js';
+import { explainClient, type ClientExplanation } from './client-explanation.js';
+import { ALLOW, type AllowDecision, type Decision, type Refusal, type ShadowRefusal } from './decision.js';
 
 /** The facts about a request that the engine decides on; nothing about sockets. */
 export interface RequestFacts {
@@ -62,6 +63,11 @@ export class DecisionEngine {
     return decision;
   }
 
+  /** Why `client` is where it is: bucket levels, strikes, bans (for `portcullis explain`). Charges nothing. */
+  explain(client: ClientKey, nowMs: number): ClientExplanation {
+    return explainClient({ policy: this.#policy, store: this.#store, escalation: this.#escalation }, client, nowMs);
+  }
+
   #evaluate(facts: RequestFacts, nowMs: number): AllowDecision | Refusal {
     const policy = this.#policy;
     const path = normalizeRequestPath(facts.target);
@@ -69,33 +75,67 @@ export class DecisionEngine {
 
     // Blocks apply to every client, allowlisted or not: they are about the
     // path, and an allowlisted host has no business on /xmlrpc.php either.
+    let shadow: ShadowRefusal | null = null;
     for (const block of policy.blocks.rulesFor(facts.method)) {
-      if (block.pattern.matches(path.views)) return { action: 'block', rule: block.name, status: block.status, strikes: block.strikes };
+      if (!block.pattern.matches(path.views)) continue;
+      if (!block.shadow) return { action: 'block', rule: block.name, status: block.status, strikes: block.strikes };
+      shadow ??= { kind: 'block', rule: block.name };
     }
-    if (policy.allow.has(facts.client.addr)) return ALLOW;
+    if (policy.allow.has(facts.client.addr)) return allowWith(shadow);
 
-    let ipBuckets: BucketSpec[] | null = null;
-    let prefixBuckets: BucketSpec[] | null = null;
-    let statusFor: Map<string, number> | null = null;
+    let enforced: MatchedBuckets | null = null;
+    let shadowed: MatchedBuckets | null = null;
     for (const rule of policy.limits.rulesFor(facts.method)) {
       if (rule.paths !== null && !rule.paths.some((pattern) => pattern.matches(path.views))) continue;
-      (ipBuckets ??= []).push(...rule.ipBuckets);
-      (prefixBuckets ??= []).push(...rule.prefixBuckets);
-      (statusFor ??= new Map()).set(rule.name, rule.status);
+      const into = rule.shadow ? (shadowed ??= new MatchedBuckets()) : (enforced ??= new MatchedBuckets());
+      into.add(rule);
     }
-    if (ipBuckets === null || prefixBuckets === null || statusFor === null) return ALLOW;
+    if (enforced !== null) {
+      const outcome = this.#store.take(enforced.takes(facts.client, policy), nowMs);
+      if (!outcome.admitted) {
+        return {
+          action: 'limit',
+          rule: outcome.bucket.rule,
+          status: enforced.statusOf(outcome.bucket.rule),
+          bucket: outcome.bucket,
+          retryAfterMs: outcome.retryAfterMs,
+        };
+      }
+    }
+    // Shadow buckets are charged like real ones (so they empty as they would),
+    // but only for requests the enforced rules let through.
+    if (shadowed !== null) {
+      const outcome = this.#store.take(shadowed.takes(facts.client, policy), nowMs);
+      if (!outcome.admitted) shadow ??= { kind: 'limit', rule: outcome.bucket.rule };
+    }
+    return allowWith(shadow);
+  }
+}
 
+function allowWith(shadow: ShadowRefusal | null): AllowDecision {
+  return shadow === null ? ALLOW : { action: 'allow', shadow };
+}
+
+/** The buckets of the rules one request matched, gathered per scope. */
+class MatchedBuckets {
+  readonly #ip: BucketSpec[] = [];
+  readonly #prefix: BucketSpec[] = [];
+  readonly #statusByRule = new Map<string, number>();
+
+  add(rule: CompiledLimitRule): void {
+    this.#ip.push(...rule.ipBuckets);
+    this.#prefix.push(...rule.prefixBuckets);
+    this.#statusByRule.set(rule.name, rule.status);
+  }
+
+  statusOf(rule: string): number {
+    return this.#statusByRule.get(rule) as number;
+  }
+
+  takes(client: ClientKey, policy: CompiledPolicy): BucketTake[] {
     const takes: BucketTake[] = [];
-    if (ipBuckets.length > 0) takes.push({ key: facts.client.ip, layout: policy.ipLayout, buckets: ipBuckets });
-    if (prefixBuckets.length > 0) takes.push({ key: facts.client.prefix, layout: policy.prefixLayout, buckets: prefixBuckets });
-    const outcome = this.#store.take(takes, nowMs);
-    if (outcome.admitted) return ALLOW;
-    return {
-      action: 'limit',
-      rule: outcome.bucket.rule,
-      status: statusFor.get(outcome.bucket.rule) as number,
-      bucket: outcome.bucket,
-      retryAfterMs: outcome.retryAfterMs,
-    };
+    if (this.#ip.length > 0) takes.push({ key: client.ip, layout: policy.ipLayout, buckets: this.#ip });
+    if (this.#prefix.length > 0) takes.push({ key: client.prefix, layout: policy.prefixLayout, buckets: this.#prefix });
+    return takes;
   }
 }

@@ -5,9 +5,17 @@ import type { BucketSpec } from '../limiter/bucket-spec.js';
  * exceptions: refusing a flood is the normal case, not an error.
  */
 
+/** A `mode: shadow` rule that would have refused this request. */
+export interface ShadowRefusal {
+  readonly kind: 'limit' | 'block';
+  readonly rule: string;
+}
+
 /** Forward the request upstream. */
 export interface AllowDecision {
   readonly action: 'allow';
+  /** The shadow rule that would have refused it, if any: counted and logged, not enforced. */
+  readonly shadow: ShadowRefusal | null;
 }
 
 /** Refuse for now: a bucket is empty. */
@@ -53,4 +61,4 @@ export type Decision = AllowDecision | LimitDecision | BlockDecision | RejectDec
 export type Refusal = LimitDecision | BlockDecision | RejectDecision;
 
 /** Shared so an admitted request allocates no decision. */
-export const ALLOW: AllowDecision = Object.freeze({ action: 'allow' });
+export const ALLOW: AllowDecision = Object.freeze({ action: 'allow', shadow: null });

@@ -13,6 +13,8 @@ export interface EscalatorOptions {
   readonly neverBan: NeverBanList;
   /** Cap on clients with a strike count (the policy's clients.max_tracked). */
   readonly maxTracked: number;
+  /** Told of every strike counted (for metrics); `rule` names what refused the request. */
+  readonly onStrike?: (rule: string, weight: number) => void;
 }
 
 /** The outcome of a strike that earned bans; empty most of the time. */
@@ -28,23 +30,51 @@ const NONE: Escalation = Object.freeze([]);
  * ledger it writes to: time comes in as `nowMs`.
  */
 export class Escalator {
-  readonly #config: EscalationConfig;
+  #config: EscalationConfig;
   readonly #ledger: BanLedger;
-  readonly #neverBan: NeverBanList;
-  readonly #strikes: StrikeCounter;
-  readonly #durations: BanDurationPolicy;
+  #neverBan: NeverBanList;
+  #strikes: StrikeCounter;
+  #durations: BanDurationPolicy;
+  readonly #maxTracked: number;
+  readonly #onStrike: (rule: string, weight: number) => void;
 
   constructor(options: EscalatorOptions) {
     this.#config = options.config;
     this.#ledger = options.ledger;
     this.#neverBan = options.neverBan;
+    this.#maxTracked = options.maxTracked;
+    this.#onStrike = options.onStrike ?? (() => {});
     this.#strikes = new StrikeCounter(options.config.strikes, options.config.window, options.maxTracked);
-    this.#durations = {
-      banMs: options.config.ban,
-      factor: options.config.factor,
-      maxBanMs: options.config.max_ban,
-      forgetAfterMs: options.config.forget_after,
-    };
+    this.#durations = durationsOf(options.config);
+  }
+
+  /** The escalation settings in force. */
+  get config(): EscalationConfig {
+    return this.#config;
+  }
+
+  /**
+   * Applies reloaded settings. Strike counts survive unless the window or the
+   * threshold changed (then counts in the old terms would mislead, so they start over).
+   */
+  reconfigure(config: EscalationConfig, neverBan: NeverBanList): void {
+    if (config.window !== this.#config.window || config.strikes !== this.#config.strikes) {
+      this.#strikes = new StrikeCounter(config.strikes, config.window, this.#maxTracked);
+    }
+    this.#config = config;
+    this.#neverBan = neverBan;
+    this.#durations = durationsOf(config);
+  }
+
+  /** True when `addr` is allowlisted, a trusted proxy or the upstream: never banned. */
+  protects(addr: ClientKey['addr']): boolean {
+    return this.#neverBan.protects(addr);
+  }
+
+  /** How long a ban of `target` made now would last (manual bans without a duration, `explain`). */
+  nextBan(target: string, nowMs: number): { nth: number; durationMs: number } {
+    const nth = nextBanNumber(this.#ledger.historyOf(target), nowMs, this.#durations);
+    return { nth, durationMs: banDurationMs(nth, this.#durations) };
   }
 
   /** Strikes `client` holds now (for `explain`). */
@@ -52,10 +82,6 @@ export class Escalator {
     return this.#strikes.level(client.ip, nowMs);
   }
 
-  /** How long the next ban of `target` would last, from its history. */
-  nextBanMs(target: string, nowMs: number): number {
-    return banDurationMs(nextBanNumber(this.#ledger.historyOf(target), nowMs, this.#durations), this.#durations);
-  }
 
   /**
    * Counts `weight` strikes against `client` for a refused request (`rule`
@@ -65,6 +91,7 @@ export class Escalator {
     if (!this.#config.enabled || weight <= 0 || this.#neverBan.protects(client.addr)) return NONE;
     // An address banned in dry run keeps being refused by nobody; don't re-ban it on every strike.
     if (this.#ledger.get(client.ip, nowMs) !== null) return NONE;
+    this.#onStrike(rule, weight);
     if (!this.#strikes.add(client.ip, weight, nowMs)) return NONE;
 
     const reason = `${this.#config.strikes} strikes within ${this.#config.window / 1000}s (last refused by ${rule})`;
@@ -98,4 +125,8 @@ export class Escalator {
     };
     return this.#ledger.add(ban) ? ban : null;
   }
+}
+
+function durationsOf(config: EscalationConfig): BanDurationPolicy {
+  return { banMs: config.ban, factor: config.factor, maxBanMs: config.max_ban, forgetAfterMs: config.forget_after };
 }

@@ -39,6 +39,8 @@ export interface BucketStore {
    * keeps its own allowance).
    */
   take(takes: readonly BucketTake[], nowMs: number): TakeOutcome;
+  /** Token levels of one key's buckets at `nowMs`, by bucket id, charging nothing; null if the key is not tracked. */
+  peek(key: string, nowMs: number): ReadonlyMap<string, number> | null;
   /** Client keys currently tracked. */
   readonly size: number;
 }

@@ -13,6 +13,8 @@ export interface CompiledLimitRule {
   readonly ipBuckets: readonly BucketSpec[];
   readonly prefixBuckets: readonly BucketSpec[];
   readonly status: number;
+  /** Counts and logs what it would refuse, refuses nothing. */
+  readonly shadow: boolean;
 }
 
 /** A `block` entry ready for matching. */
@@ -23,6 +25,8 @@ export interface CompiledBlockRule {
   readonly pattern: PathPattern;
   readonly status: number;
   readonly strikes: number;
+  /** Counts and logs what it would block, blocks nothing. */
+  readonly shadow: boolean;
 }
 
 /** The policy turned into what the engine needs per request: indexes built once, nothing parsed per request. */
@@ -66,6 +70,7 @@ export function compilePolicy(config: PolicyConfig): CompiledPolicy {
       ipBuckets: addBucket(rule, 'ip', ipBuckets),
       prefixBuckets: addBucket(rule, 'prefix', prefixBuckets),
       status: rule.status,
+      shadow: rule.mode === 'shadow',
     }),
   );
   const blocks = config.block.map(compileBlock);
@@ -100,5 +105,6 @@ function compileBlock(rule: BlockRuleConfig): CompiledBlockRule {
     pattern,
     status: rule.status,
     strikes: rule.strikes,
+    shadow: rule.mode === 'shadow',
   };
 }

@@ -127,4 +127,33 @@ describe('DecisionEngine', () => {
     expect(burstOf('2001:db8:1:2::99', 'GET', '/')).toBe(2);
     expect(burstOf('2001:db8:1:3::1', 'GET', '/')).toBe(4);
   });
+
+  it('lets a shadow block through and names the rule it would have applied', () => {
+    const { decide } = setup(`${POLICY}  - path: /wp-cron.php\n    mode: shadow\n`);
+    expect(decide('198.51.100.1', 'GET', '/wp-cron.php')).toEqual({ action: 'allow', shadow: { kind: 'block', rule: '/wp-cron.php' } });
+    expect(decide('198.51.100.1', 'GET', '/xmlrpc.php')).toMatchObject({ action: 'block' });
+  });
+
+  it('lets a shadow limit through once its bucket is empty, while enforced rules still refuse', () => {
+    const policy = POLICY.replace('    per_ip: { rate: 1/min, burst: 1 }\n    status: 403', '    per_ip: { rate: 1/min, burst: 1 }\n    status: 403\n    mode: shadow');
+    const { decide } = setup(policy);
+    expect(decide('198.51.100.1', 'POST', '/wp-login.php')).toEqual({ action: 'allow', shadow: null });
+    expect(decide('198.51.100.1', 'POST', '/wp-login.php')).toEqual({ action: 'allow', shadow: { kind: 'limit', rule: 'login' } });
+    // `write` (burst 2) is enforced: the third POST is refused by it, shadow or not.
+    expect(decide('198.51.100.1', 'POST', '/wp-login.php')).toMatchObject({ action: 'limit', rule: 'write' });
+  });
+
+  it('explains a client: bucket levels of its address and prefix, charging nothing', () => {
+    const { decide, engine, clock } = setup();
+    for (let i = 0; i < 3; i++) decide('198.51.100.1', 'GET', '/');
+    const explanation = engine.explain(client('198.51.100.1'), clock.nowMs());
+    const level = (rule: string, scope: string) => explanation.buckets.find((bucket) => bucket.rule === rule && bucket.scope === scope);
+    expect(level('read', 'ip')).toMatchObject({ key: '198.51.100.1', tokens: 1, burst: 4, rate: '2/s', tracked: true });
+    expect(level('read', 'prefix')).toMatchObject({ key: '198.51.100.0/24', tokens: 3, burst: 6 });
+    expect(level('write', 'ip')).toMatchObject({ tokens: 2, burst: 2 });
+    expect(explanation.strikes).toBeNull();
+    expect(engine.explain(client('198.51.100.1'), clock.nowMs()).buckets).toEqual(explanation.buckets);
+    expect(engine.explain(client('192.0.2.250'), clock.nowMs()).allowlisted).toBe(true);
+  });
 });
+

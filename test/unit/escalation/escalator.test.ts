@@ -133,4 +133,27 @@ describe('BanLedger', () => {
     expect(ledger.lift('198.0.0.0/8')?.target).toBe('198.0.0.0/8');
     expect(ledger.find(client('198.51.100.1'), clock.nowMs())).toBeNull();
   });
+
+  it('keeps strike counts across a reload that keeps window and threshold, and starts over when they change', () => {
+    const { escalator, clock } = setup();
+    const config = parsePolicy('escalation: { strikes: 3, window: 60s, ban: 20m, max_ban: 2h }', 'test.yaml').escalation;
+    escalator.strike(client('198.51.100.1'), 2, 'write', clock.nowMs());
+    escalator.reconfigure(config, new NeverBanList([]));
+    expect(escalator.strikesOf(client('198.51.100.1'), clock.nowMs())).toBe(2);
+    expect(escalator.nextBan('198.51.100.1', clock.nowMs())).toEqual({ nth: 1, durationMs: 1_200_000 });
+    escalator.reconfigure({ ...config, strikes: 5 }, new NeverBanList(['198.51.100.0/24']));
+    expect(escalator.strikesOf(client('198.51.100.1'), clock.nowMs())).toBe(0);
+    expect(escalator.protects(client('198.51.100.1').addr)).toBe(true);
+  });
+
+  it('reports every strike it counts, and none for protected addresses', () => {
+    const config = parsePolicy('escalation: { strikes: 3 }', 'test.yaml');
+    const ledger = new BanLedger({ maxBans: 10, maxHistory: 10, prefix: PREFIX });
+    const seen: [string, number][] = [];
+    const escalator = new Escalator({ config: config.escalation, ledger, neverBan: new NeverBanList(['192.0.2.1']), maxTracked: 10, onStrike: (rule, weight) => seen.push([rule, weight]) });
+    escalator.strike(client('198.51.100.1'), 5, '/xmlrpc.php', 0);
+    escalator.strike(client('192.0.2.1'), 1, 'write', 0);
+    expect(seen).toEqual([['/xmlrpc.php', 5]]);
+  });
 });
+

@@ -1,0 +1,94 @@
+import type { Ban, BanHistory } from '../escalation/ban.js';
+import type { ClientKey } from '../identity/client-key.js';
+import type { BucketSpec } from '../limiter/bucket-spec.js';
+import type { BucketStore } from '../limiter/bucket-store.js';
+import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import type { EngineEscalation } from './decision-engine.js';
+
+/** One bucket of one client key, as it stands. */
+export interface BucketLevel {
+  readonly rule: string;
+  readonly scope: BucketSpec['scope'];
+  /** The address or prefix the bucket counts. */
+  readonly key: string;
+  readonly rate: string;
+  readonly burst: number;
+  /** Tokens available now; a request of the rule needs `cost`. */
+  readonly tokens: number;
+  readonly cost: number;
+  /** False when the key has no state yet: its buckets are full. */
+  readonly tracked: boolean;
+  readonly shadow: boolean;
+}
+
+/** What portcullis knows about one ban target's past. */
+export interface TargetRecord {
+  readonly target: string;
+  readonly history: BanHistory | null;
+  /** The ban it would get now: its number and length. */
+  readonly nextBan: { readonly nth: number; readonly durationMs: number };
+}
+
+/** Why a client is where it is, for `portcullis explain`. Times are monotonic ms. */
+export interface ClientExplanation {
+  readonly client: ClientKey;
+  readonly nowMs: number;
+  /** In clients.allow: never limited (blocks still apply). */
+  readonly allowlisted: boolean;
+  /** Allowlisted, a trusted proxy or the upstream: never banned. */
+  readonly neverBanned: boolean;
+  readonly buckets: readonly BucketLevel[];
+  /** Strikes in the window, of the threshold that earns a ban; null without escalation. */
+  readonly strikes: { readonly count: number; readonly threshold: number; readonly windowMs: number } | null;
+  /** Bans covering the client now: its address, its prefix or a wider network (dry-run ones included). */
+  readonly activeBans: readonly Ban[];
+  readonly ip: TargetRecord | null;
+  readonly prefix: TargetRecord | null;
+}
+
+interface ExplainParts {
+  readonly policy: CompiledPolicy;
+  readonly store: BucketStore;
+  readonly escalation: EngineEscalation | null;
+}
+
+/** Gathers a client's state from the engine's parts without charging or changing anything. */
+export function explainClient(parts: ExplainParts, client: ClientKey, nowMs: number): ClientExplanation {
+  const { policy, store, escalation } = parts;
+  const shadowRules = new Set(policy.config.limits.filter((rule) => rule.mode === 'shadow').map((rule) => rule.name));
+  const levelsOf = (key: string, buckets: readonly BucketSpec[]): BucketLevel[] => {
+    const levels = store.peek(key, nowMs);
+    return buckets.map((bucket) => ({
+      rule: bucket.rule,
+      scope: bucket.scope,
+      key,
+      rate: bucket.rateText,
+      burst: bucket.burst,
+      tokens: levels?.get(bucket.id) ?? bucket.burst,
+      cost: bucket.cost,
+      tracked: levels?.has(bucket.id) ?? false,
+      shadow: shadowRules.has(bucket.rule),
+    }));
+  };
+  const buckets = [...levelsOf(client.ip, policy.ipLayout.buckets), ...levelsOf(client.prefix, policy.prefixLayout.buckets)];
+  if (escalation === null) {
+    return { client, nowMs, allowlisted: policy.allow.has(client.addr), neverBanned: false, buckets, strikes: null, activeBans: [], ip: null, prefix: null };
+  }
+
+  const { ledger, escalator } = escalation;
+  const record = (target: string): TargetRecord => ({ target, history: ledger.historyOf(target) ?? null, nextBan: escalator.nextBan(target, nowMs) });
+  const enforced = ledger.find(client, nowMs);
+  const exact = [ledger.get(client.ip, nowMs), ledger.get(client.prefix, nowMs)];
+  const activeBans = [...new Set([enforced, ...exact].filter((ban): ban is Ban => ban !== null))];
+  return {
+    client,
+    nowMs,
+    allowlisted: policy.allow.has(client.addr),
+    neverBanned: escalator.protects(client.addr),
+    buckets,
+    strikes: { count: escalator.strikesOf(client, nowMs), threshold: escalator.config.strikes, windowMs: escalator.config.window },
+    activeBans,
+    ip: record(client.ip),
+    prefix: record(client.prefix),
+  };
+}
