@@ -1,0 +1,377 @@
+import type { Logger } from 'pino';
+import type { AlertsConfig, WebhookConfig } from '../config/schema.js';
+import { RateLimitedLog } from '../core/rate-limited-log.js';
+import type { AlertMetrics } from '../metrics/alert-metrics.js';
+import type { Alert, AlertEvent } from './alert.js';
+import { UndiciWebhookTransport, type WebhookTransport } from './webhook-transport.js';
+
+/**
+ * Where the notifier gets time from. Injected so unit tests drive retries and
+ * timeouts with fake timers; `now` must be on the same scale as
+ * `setTimeout`'s delays.
+ */
+export interface NotifierTimers {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Globals looked up at call time, so fake timers installed after import still apply. Unref'd: alerts never keep the process alive. */
+const systemTimers: NotifierTimers = {
+  now: () => performance.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export interface WebhookNotifierOptions {
+  readonly logger: Logger;
+  readonly metrics: AlertMetrics;
+  /** @default UndiciWebhookTransport */
+  readonly transport?: WebhookTransport;
+  /** @default performance.now() and the global, unref'd setTimeout */
+  readonly timers?: NotifierTimers;
+  /**
+   * Deliveries each webhook may have waiting (not counting those in flight).
+   * Beyond it the oldest is dropped, counted and logged: a receiver that is
+   * down for an hour of floods must not cost unbounded memory. @default 1000
+   */
+  readonly maxPendingPerWebhook?: number;
+  /** Deliveries in flight to one webhook at once. @default 2 */
+  readonly maxInFlightPerWebhook?: number;
+  /** Attempts per delivery, the first included. @default 5 */
+  readonly maxAttempts?: number;
+  /** Wait before the first retry; each further retry waits twice as long (1, 2, 4, 8 s). @default 1000 */
+  readonly retryBaseMs?: number;
+  /** The longest `close()` waits for aborted deliveries and connections to wind down. @default 1000 */
+  readonly closeGraceMs?: number;
+}
+
+/** One alert on its way to one webhook. */
+interface Delivery {
+  readonly event: AlertEvent;
+  readonly body: string;
+  /** Order of `notify` calls; keeps a channel's queue oldest first across retries. */
+  readonly seq: number;
+  readonly raisedMs: number;
+  attempts: number;
+  /** Not attempted before this time (retry backoff). */
+  dueMs: number;
+}
+
+/**
+ * Everything about one configured webhook. Each has its own queue, bound and
+ * in-flight cap, so a receiver that is down or hangs neither takes the
+ * others' connection slots nor pushes their alerts out of a shared queue.
+ */
+interface Channel {
+  readonly webhook: WebhookConfig;
+  /** Waiting deliveries, oldest (lowest seq) first; in-flight ones are not here. */
+  readonly queue: Delivery[];
+  readonly inFlight: Map<Delivery, { controller: AbortController; done: Promise<void> }>;
+  timer: unknown;
+  pumpScheduled: boolean;
+  /** No longer configured: finishes what it holds, takes nothing new, then is forgotten. */
+  retired: boolean;
+}
+
+/** What one attempt came to; a value, because a failing receiver is expected, not exceptional. */
+type Outcome =
+  | { readonly kind: 'delivered'; readonly status: number }
+  | { readonly kind: 'retry'; readonly why: string; readonly status?: number }
+  | { readonly kind: 'refused'; readonly status: number }
+  | { readonly kind: 'closed' };
+
+/** Why an attempt's signal was aborted; compared by identity. */
+const TIMED_OUT = new Error('webhook attempt timed out');
+const CLOSING = new Error('alerts are shutting down');
+
+/**
+ * Delivers alerts to every configured webhook without ever making the caller
+ * wait: `notify` only queues (serialising the alert once), and deliveries run
+ * in the background. Failed attempts (network error, timeout, 429, 5xx) are
+ * retried with exponential backoff; any other status is final. Memory is
+ * bounded per webhook; a single timer per webhook drives its retries.
+ */
+export class WebhookNotifier {
+  readonly #logger: Logger;
+  readonly #metrics: AlertMetrics;
+  readonly #transport: WebhookTransport;
+  readonly #timers: NotifierTimers;
+  readonly #warnings: RateLimitedLog;
+  readonly #maxPending: number;
+  readonly #maxInFlight: number;
+  readonly #maxAttempts: number;
+  readonly #retryBaseMs: number;
+  readonly #closeGraceMs: number;
+  /** Every live channel by identity (URL and headers), retired ones included until they drain. */
+  readonly #channels = new Map<string, Channel>();
+  /** The channels new alerts go to. */
+  #active: Channel[] = [];
+  #timeoutMs = 0;
+  #seq = 0;
+  #closing: Promise<void> | null = null;
+
+  constructor(config: AlertsConfig, options: WebhookNotifierOptions) {
+    this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    this.#transport = options.transport ?? new UndiciWebhookTransport();
+    this.#timers = options.timers ?? systemTimers;
+    this.#warnings = new RateLimitedLog(this.#logger, { nowMs: () => this.#timers.now() });
+    this.#maxPending = positiveInteger('maxPendingPerWebhook', options.maxPendingPerWebhook ?? 1000);
+    this.#maxInFlight = positiveInteger('maxInFlightPerWebhook', options.maxInFlightPerWebhook ?? 2);
+    this.#maxAttempts = positiveInteger('maxAttempts', options.maxAttempts ?? 5);
+    this.#retryBaseMs = options.retryBaseMs ?? 1000;
+    this.#closeGraceMs = options.closeGraceMs ?? 1000;
+    this.#metrics.observeQueueLength(() => this.pending);
+    this.setConfig(config);
+  }
+
+  /** Deliveries not finished: waiting, in flight, or waiting to retry, over all webhooks. */
+  get pending(): number {
+    let count = 0;
+    for (const channel of this.#channels.values()) count += channel.queue.length + channel.inFlight.size;
+    return count;
+  }
+
+  /** True when at least one webhook is configured. */
+  get enabled(): boolean {
+    return this.#active.length > 0;
+  }
+
+  /**
+   * Queues `alert` for every webhook configured now, and returns at once: the
+   * cost is one JSON.stringify and a push per webhook. Never throws for a
+   * delivery problem. After `close()` it does nothing.
+   */
+  notify(alert: Alert): void {
+    if (this.#active.length === 0 || this.#closing !== null) return;
+    const body = JSON.stringify(alert);
+    const raisedMs = this.#timers.now();
+    const seq = this.#seq++;
+    for (const channel of this.#active) {
+      channel.queue.push({ event: alert.event, body, seq, raisedMs, attempts: 0, dueMs: raisedMs });
+      this.#trim(channel);
+      this.#schedulePump(channel);
+    }
+  }
+
+  /**
+   * Applies a reloaded `alerts` section. New and changed webhooks receive
+   * alerts raised from now on; deliveries already queued still go where they
+   * were headed. The new timeout applies to the next attempt.
+   */
+  setConfig(config: AlertsConfig): void {
+    this.#timeoutMs = config.timeout;
+    const active: Channel[] = [];
+    for (const webhook of config.webhooks) {
+      const key = channelKey(webhook);
+      let channel = this.#channels.get(key);
+      // The same webhook listed twice gets each alert once.
+      if (channel !== undefined && active.includes(channel)) continue;
+      if (channel === undefined) {
+        channel = { webhook, queue: [], inFlight: new Map(), timer: null, pumpScheduled: false, retired: false };
+        this.#channels.set(key, channel);
+      }
+      channel.retired = false;
+      active.push(channel);
+    }
+    for (const [key, channel] of this.#channels) {
+      if (active.includes(channel)) continue;
+      channel.retired = true;
+      this.#forgetIfDone(key, channel);
+    }
+    this.#active = active;
+  }
+
+  /**
+   * Stops for good: cancels retries, aborts deliveries in flight, drops what
+   * is queued (counted as dropped) and closes connections. Resolves within
+   * `closeGraceMs` (1 s) even if a transport is slow to let go.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    let dropped = 0;
+    const inFlight: Promise<void>[] = [];
+    for (const channel of this.#channels.values()) {
+      if (channel.timer !== null) this.#timers.clearTimeout(channel.timer);
+      channel.timer = null;
+      for (const delivery of channel.queue) this.#count(delivery.event, 'dropped');
+      dropped += channel.queue.length + channel.inFlight.size;
+      channel.queue.length = 0;
+      for (const [delivery, attempt] of channel.inFlight) {
+        this.#count(delivery.event, 'dropped');
+        attempt.controller.abort(CLOSING);
+        inFlight.push(attempt.done);
+      }
+    }
+    if (dropped > 0) this.#logger.warn({ dropped }, 'alerts not delivered: portcullis is stopping');
+    let grace: unknown = null;
+    const deadline = new Promise<void>((resolve) => {
+      grace = this.#timers.setTimeout(resolve, this.#closeGraceMs);
+    });
+    const windDown = Promise.allSettled(inFlight).then(() => this.#transport.close());
+    await Promise.race([windDown.catch((error: unknown) => this.#logger.warn({ err: error }, 'closing the webhook transport failed')), deadline]);
+    this.#timers.clearTimeout(grace);
+    this.#channels.clear();
+    this.#active = [];
+  }
+
+  /** Drops the oldest waiting deliveries beyond the bound. */
+  #trim(channel: Channel): void {
+    while (channel.queue.length > this.#maxPending) {
+      const oldest = channel.queue.shift() as Delivery;
+      this.#count(oldest.event, 'dropped');
+      this.#warnings.warn(
+        'alert_dropped',
+        { event: oldest.event, webhook: describeUrl(channel.webhook.url), maxPending: this.#maxPending },
+        'alert dropped: too many alerts waiting for this webhook (is the receiver down?)',
+      );
+    }
+  }
+
+  /** Pumps once after the current burst of notify calls, so a burst costs one scan of the queue. */
+  #schedulePump(channel: Channel): void {
+    if (channel.pumpScheduled) return;
+    channel.pumpScheduled = true;
+    queueMicrotask(() => {
+      channel.pumpScheduled = false;
+      this.#pump(channel);
+    });
+  }
+
+  /** Starts every due delivery the in-flight cap allows, and arms the timer for the next retry. */
+  #pump(channel: Channel): void {
+    if (this.#closing !== null) return;
+    const now = this.#timers.now();
+    let nextDueMs = Number.POSITIVE_INFINITY;
+    // The queue holds at most maxPending entries and only this loop's few
+    // starts splice it, so a scan is cheap next to one HTTP request.
+    for (let i = 0; i < channel.queue.length; ) {
+      if (channel.inFlight.size >= this.#maxInFlight) return; // a finishing delivery pumps again
+      const delivery = channel.queue[i] as Delivery;
+      if (delivery.dueMs <= now) {
+        channel.queue.splice(i, 1);
+        this.#attempt(channel, delivery);
+      } else {
+        nextDueMs = Math.min(nextDueMs, delivery.dueMs);
+        i++;
+      }
+    }
+    if (channel.timer !== null) this.#timers.clearTimeout(channel.timer);
+    channel.timer = null;
+    if (nextDueMs !== Number.POSITIVE_INFINITY) {
+      channel.timer = this.#timers.setTimeout(() => {
+        channel.timer = null;
+        this.#pump(channel);
+      }, nextDueMs - now);
+    }
+  }
+
+  #attempt(channel: Channel, delivery: Delivery): void {
+    delivery.attempts++;
+    const controller = new AbortController();
+    const timeout = this.#timers.setTimeout(() => controller.abort(TIMED_OUT), this.#timeoutMs);
+    const done = this.#transport
+      .post({ url: channel.webhook.url, headers: channel.webhook.headers, body: delivery.body }, controller.signal)
+      .then(classifyStatus, (error: unknown): Outcome => {
+        if (controller.signal.reason === CLOSING) return { kind: 'closed' };
+        if (controller.signal.reason === TIMED_OUT) return { kind: 'retry', why: `no answer within ${this.#timeoutMs} ms` };
+        return { kind: 'retry', why: describeError(error) };
+      })
+      .then((outcome) => {
+        this.#timers.clearTimeout(timeout);
+        channel.inFlight.delete(delivery);
+        this.#settle(channel, delivery, outcome);
+      });
+    channel.inFlight.set(delivery, { controller, done });
+  }
+
+  #settle(channel: Channel, delivery: Delivery, outcome: Outcome): void {
+    if (outcome.kind === 'closed' || this.#closing !== null) return;
+    const webhook = describeUrl(channel.webhook.url);
+    const fields = { event: delivery.event, webhook, attempts: delivery.attempts };
+    if (outcome.kind === 'delivered') {
+      this.#count(delivery.event, 'delivered');
+      this.#metrics.deliverySeconds.observe((this.#timers.now() - delivery.raisedMs) / 1000);
+    } else if (outcome.kind === 'refused') {
+      this.#count(delivery.event, 'failed');
+      this.#warnings.warn('alert_refused', { ...fields, status: outcome.status }, 'webhook refused the alert; not retried (check its URL and headers)');
+    } else if (delivery.attempts >= this.#maxAttempts) {
+      this.#count(delivery.event, 'failed');
+      this.#warnings.warn('alert_failed', { ...fields, status: outcome.status, why: outcome.why }, 'alert not delivered: the webhook kept failing');
+    } else {
+      // No jitter: each webhook has at most a few deliveries in flight, so
+      // retries in step cannot stampede the receiver.
+      delivery.dueMs = this.#timers.now() + this.#retryBaseMs * 2 ** (delivery.attempts - 1);
+      this.#logger.debug({ ...fields, status: outcome.status, why: outcome.why, retryInMs: delivery.dueMs - this.#timers.now() }, 'alert delivery failed; will retry');
+      channel.queue.splice(insertionIndex(channel.queue, delivery.seq), 0, delivery);
+      this.#trim(channel);
+    }
+    this.#pump(channel);
+    const key = channelKey(channel.webhook);
+    if (channel.retired) this.#forgetIfDone(key, channel);
+  }
+
+  #forgetIfDone(key: string, channel: Channel): void {
+    if (channel.queue.length > 0 || channel.inFlight.size > 0) return;
+    if (channel.timer !== null) this.#timers.clearTimeout(channel.timer);
+    channel.timer = null;
+    if (this.#channels.get(key) === channel) this.#channels.delete(key);
+  }
+
+  #count(event: AlertEvent, result: 'delivered' | 'failed' | 'dropped'): void {
+    this.#metrics.alerts.inc({ event, result });
+  }
+}
+
+/** 2xx is delivered; 429 and 5xx say "try again later"; anything else (3xx, 4xx) will not get better by retrying. */
+function classifyStatus(status: number): Outcome {
+  if (status >= 200 && status < 300) return { kind: 'delivered', status };
+  if (status === 429 || status >= 500) return { kind: 'retry', why: `status ${status}`, status };
+  return { kind: 'refused', status };
+}
+
+/** Where to put a retried delivery so the queue stays oldest first. */
+function insertionIndex(queue: readonly Delivery[], seq: number): number {
+  let low = 0;
+  let high = queue.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((queue[mid] as Delivery).seq < seq) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function channelKey(webhook: WebhookConfig): string {
+  return JSON.stringify([webhook.url, Object.entries(webhook.headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+}
+
+/**
+ * The webhook's origin and nothing more, for logs: chat webhooks carry their
+ * secret in the path or query (`/services/T000/B000/XXXX`), and logs are read
+ * by more people than the policy file.
+ */
+function describeUrl(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+function describeError(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return typeof code === 'string' ? `${code}: ${message}` : message;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`WebhookNotifier ${name} must be a positive integer, got ${value}`);
+  return value;
+}
