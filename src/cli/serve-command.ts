@@ -8,6 +8,9 @@ export const SERVE_HELP = `Usage: portcullis serve [--config FILE]
 Starts the proxy. Without --config it runs on the embedded default policy
 (config/portcullis.yaml: listen 0.0.0.0:8000, upstream http://127.0.0.1:8080).
 SIGTERM or SIGINT stop it gracefully: in-flight requests get up to 10 s.
+SIGHUP, 'portcullis reload' or saving the policy file reload the policy: it is
+validated first, and an invalid file is logged and ignored (the running policy
+stays). Bucket levels of unchanged rules and requests in flight are kept.
 
 Options:
   -c, --config FILE   policy file to run (validated strictly; see 'portcullis check')
@@ -30,13 +33,16 @@ export async function runServe(args: string[], out: NodeJS.WritableStream): Prom
   const logger = createLogger();
   const config = await loadPolicyFile(file);
   logger.info({ policy: file }, 'policy loaded');
-  const running = await startPortcullis(config, { logger });
+  const running = await startPortcullis(config, { logger, policyFile: file, watchPolicy: true });
+  const onHangup = () => void running.reload('SIGHUP');
+  process.on('SIGHUP', onHangup);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
+      process.off('SIGHUP', onHangup);
       logger.info({ signal }, 'stopping: finishing in-flight requests');
       running.close(10_000).then(
         () => {

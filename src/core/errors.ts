@@ -11,6 +11,10 @@ export const ERROR_CODES = {
   PC_ERR_FIREWALL_UNAVAILABLE: 'The firewall backend cannot be used (tool missing or no CAP_NET_ADMIN); bans are enforced by the proxy only.',
   PC_ERR_FIREWALL_COMMAND: 'A firewall command failed; the ban stays enforced by the proxy and the command is counted as a failure.',
   PC_ERR_STATE_FILE: 'The ban state file could not be read or written; a corrupt file is kept aside and portcullis starts without it.',
+  PC_ERR_ADMIN_TOKEN: 'The admin token could not be read from admin.token_file, or is too short to be safe (16 characters at least).',
+  PC_ERR_ADMIN_REQUEST: 'The admin API refused a request: bad input, unknown route, or a missing or wrong bearer token. The JSON body says which.',
+  PC_ERR_ADMIN_UNREACHABLE: 'The CLI could not reach the admin API: is portcullis running, and is --admin (or admin.listen) right?',
+  PC_ERR_ACCESS_LOG: 'The access log file could not be opened or written; requests are still served.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -69,4 +73,15 @@ export class ConfigError extends PortcullisError {
 /** Formats a problem the way compilers do, `FILE:LINE:COL: message`, so editors can jump to it. */
 export function formatConfigProblem(problem: ConfigProblem): string {
   return `${problem.file}:${problem.line}:${problem.col}: ${problem.message}`;
+}
+
+/** An admin API request portcullis refuses; `status` is the HTTP status it answers with. */
+export class AdminRequestError extends PortcullisError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super('PC_ERR_ADMIN_REQUEST', message);
+    this.name = 'AdminRequestError';
+  }
 }

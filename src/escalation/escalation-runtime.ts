@@ -20,6 +20,8 @@ export interface EscalationRuntime {
   readonly escalator: Escalator;
   readonly enforcer: FirewallEnforcer;
   readonly persistence: BanPersistence;
+  /** Applies a reloaded policy's escalation settings and never-ban list (backend and sizes stay until restart). */
+  reconfigure(config: PolicyConfig): void;
   /** Stops the sweep, waits for the last commit and the last state write. */
   close(): Promise<void>;
 }
@@ -31,6 +33,8 @@ export interface EscalationDeps {
   readonly metrics: EscalationMetrics;
   /** A backend to use instead of the one the policy names (tests run one inside a network namespace). */
   readonly backend?: BanBackend;
+  /** Told of every strike counted (metrics). */
+  readonly onStrike?: (rule: string, weight: number) => void;
 }
 
 /** How often expired bans are swept out (their kernel entries expire by themselves). */
@@ -41,8 +45,15 @@ export async function startEscalation(config: PolicyConfig, deps: EscalationDeps
   const { clock, logger, metrics } = deps;
   const esc = config.escalation;
   const ledger = new BanLedger({ maxBans: esc.max_bans, maxHistory: esc.max_history, prefix: config.clients.prefix });
-  const neverBan = new NeverBanList([...config.clients.allow, ...config.clients.trusted_proxies, ...(await upstreamAddresses(config.upstream, logger))]);
-  const escalator = new Escalator({ config: esc, ledger, neverBan, maxTracked: config.clients.max_tracked });
+  const upstream = await upstreamAddresses(config.upstream, logger);
+  const neverBanFor = (policy: PolicyConfig) => new NeverBanList([...policy.clients.allow, ...policy.clients.trusted_proxies, ...upstream]);
+  const escalator = new Escalator({
+    config: esc,
+    ledger,
+    neverBan: neverBanFor(config),
+    maxTracked: config.clients.max_tracked,
+    ...(deps.onStrike ? { onStrike: deps.onStrike } : {}),
+  });
   metrics.observeActiveBans(() => ledger.active().filter((ban) => !ban.dryRun));
 
   const persistence = new BanPersistence(BanStateFile.in(config.state_dir), ledger, clock, deps.wall, logger);
@@ -80,6 +91,9 @@ export async function startEscalation(config: PolicyConfig, deps: EscalationDeps
     escalator,
     enforcer,
     persistence,
+    reconfigure(next) {
+      escalator.reconfigure(next.escalation, neverBanFor(next));
+    },
     async close() {
       clearInterval(sweep);
       await enforcer.close();

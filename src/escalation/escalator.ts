@@ -71,6 +71,11 @@ export class Escalator {
     return this.#neverBan.protects(addr);
   }
 
+  /** True when the network `cidr` contains a never-ban address or network. */
+  overlapsProtected(cidr: string): boolean {
+    return this.#neverBan.overlaps(cidr);
+  }
+
   /** How long a ban of `target` made now would last (manual bans without a duration, `explain`). */
   nextBan(target: string, nowMs: number): { nth: number; durationMs: number } {
     const nth = nextBanNumber(this.#ledger.historyOf(target), nowMs, this.#durations);

@@ -24,6 +24,9 @@ export class FirewallEnforcer {
   #dirty = false;
   #committing: Promise<void> | null = null;
   #unsubscribe: (() => void) | null = null;
+  readonly #configured: string;
+  /** Why the backend is not (or was last not) working; null while it works. */
+  #problem: string | null = null;
 
   constructor(backend: BanBackend, ledger: BanLedger, clock: Clock, logger: Logger, metrics: EscalationMetrics) {
     this.#backend = backend;
@@ -31,6 +34,12 @@ export class FirewallEnforcer {
     this.#clock = clock;
     this.#logger = logger;
     this.#metrics = metrics;
+    this.#configured = backend.name;
+  }
+
+  /** Whether kernel bans work as configured, for /readyz: false after a failed start or a failed last commit. */
+  health(): { configured: string; active: string; ok: boolean; problem: string | null } {
+    return { configured: this.#configured, active: this.#backend.name, ok: this.#problem === null, problem: this.#problem };
   }
 
   /** The backend in use (`none` after a failed start). */
@@ -56,6 +65,7 @@ export class FirewallEnforcer {
         `firewall backend ${this.#backend.name} is not working: bans are enforced by the proxy only (${(error as Error).message})`,
       );
       if (unavailable) this.#backend = new NoneBackend();
+      this.#problem = (error as Error).message;
     }
     this.#unsubscribe = this.#ledger.onChange((change) => this.#follow(change));
   }
@@ -105,8 +115,11 @@ export class FirewallEnforcer {
         } catch (error) {
           this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: 'commit' });
           this.#logger.error({ err: error, backend: this.#backend.name, bans: landed.map((ban) => ban.target) }, 'firewall commit failed: these bans are enforced by the proxy only');
+          this.#problem = `last commit failed: ${(error as Error).message}`;
           continue;
         }
+        // A start that failed to restore is healed once a commit works again.
+        if (this.#backend.name === this.#configured) this.#problem = null;
         const nowMs = this.#clock.nowMs();
         for (const ban of landed) {
           this.#metrics.banLatency.observe({ backend: this.#backend.name }, Math.max(0, nowMs - ban.startedMs) / 1000);

@@ -9,6 +9,7 @@ import type { DecisionEngine } from '../engine/decision-engine.js';
 import type { ClientKey } from '../identity/client-key.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
 import type { ClientConnections } from './client-connections.js';
+import type { RequestObserver } from './request-observer.js';
 import type { Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
@@ -24,6 +25,7 @@ export interface ProxyServerParts {
   readonly forwarder: Forwarder;
   readonly websockets: WebSocketForwarder;
   readonly connections: ClientConnections;
+  readonly observer: RequestObserver;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -43,7 +45,7 @@ export interface ProxyServerLimits {
  */
 export class ProxyServer {
   readonly #server: http.Server;
-  readonly #parts: ProxyServerParts;
+  #parts: ProxyServerParts;
   /** Upgraded sockets leave Node's HTTP connection tracking; kept here so shutdown can end them. */
   readonly #upgraded = new Set<Duplex>();
   readonly #failures: RateLimitedLog;
@@ -97,6 +99,11 @@ export class ProxyServer {
     });
   }
 
+  /** Swaps the client resolver (policy reload: trusted proxies or prefix lengths changed). */
+  setResolver(resolver: ClientResolver): void {
+    this.#parts = { ...this.#parts, resolver };
+  }
+
   /** Applies new client-side limits (policy reload); existing connections keep theirs. */
   setLimits(limits: ProxyServerLimits): void {
     this.#limits = limits;
@@ -123,13 +130,16 @@ export class ProxyServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { engine, slots, forwarder, clock } = this.#parts;
+    const { engine, slots, forwarder, clock, observer } = this.#parts;
     const who = this.#identify(req);
     if (who === null) {
       res.destroy();
       return;
     }
-    const decision = engine.decide({ client: who.client, method: req.method as string, target: req.url as string }, clock.nowMs());
+    const request = { client: who.client, method: req.method as string, target: req.url as string };
+    const decidedMs = clock.nowMs();
+    const decision = engine.decide(request, decidedMs);
+    observer.decided(request, decision, decidedMs);
     if (decision.action !== 'allow') {
       writeRefusal(res, decision);
       return;
@@ -150,13 +160,18 @@ export class ProxyServer {
       const granted = await slots.wait(who.client.ip, abort.signal);
       res.off('close', onClose);
       if (typeof granted === 'string') {
-        if (granted !== 'cancelled') writePlainResponse(res, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
+        if (granted !== 'cancelled') {
+          observer.notAdmitted(request, granted, clock.nowMs());
+          writePlainResponse(res, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
+        }
         return;
       }
       slot = granted;
     }
+    const startedMs = clock.nowMs();
     try {
       const outcome = await forwarder.forward(req, res, who.forwarding);
+      observer.forwarded(outcome, (clock.nowMs() - startedMs) / 1000);
       if (outcome !== 'ok' && outcome !== 'client_aborted' && outcome !== 'body_too_large') {
         this.#failures.warn(outcome, { method: req.method, url: req.url }, `upstream request failed: ${outcome}`);
       }
@@ -171,7 +186,10 @@ export class ProxyServer {
       socket.destroy();
       return;
     }
-    const decision = this.#parts.engine.decide({ client: who.client, method: req.method as string, target: req.url as string }, this.#parts.clock.nowMs());
+    const request = { client: who.client, method: req.method as string, target: req.url as string };
+    const decidedMs = this.#parts.clock.nowMs();
+    const decision = this.#parts.engine.decide(request, decidedMs);
+    this.#parts.observer.decided(request, decision, decidedMs);
     if (decision.action !== 'allow') {
       const status = decision.status;
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Refused'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);

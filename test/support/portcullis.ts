@@ -3,7 +3,7 @@
  * with a policy written as YAML and validated by the real loader. Its log lines
  * are kept so tests can assert on what an operator would read.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -20,6 +20,12 @@ export interface TestProxy {
   readonly logs: Record<string, unknown>[];
   /** Where this proxy keeps its ban state. */
   readonly stateDir: string;
+  /** The admin API's base URL. */
+  readonly adminUrl: string;
+  /** The policy file the proxy reloads from. */
+  readonly policyFile: string;
+  /** Writes a new policy (same form as `policyYaml`) to the policy file; reload with `running.reload` or SIGHUP. */
+  writePolicy(policyYaml: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -28,13 +34,26 @@ export interface TestProxyOptions {
   readonly banBackend?: BanBackend;
   /** Keep bans in this directory (default: a fresh temp dir, removed on close). */
   readonly stateDir?: string;
+  /** Enables state-changing admin calls with this bearer token (written to a token file). */
+  readonly adminToken?: string;
+  /** Reload when the policy file changes. */
+  readonly watchPolicy?: boolean;
 }
 
-/** `policyYaml` must not set listen, upstream or state_dir: they are supplied here. */
+/**
+ * `policyYaml` must not set listen, upstream, state_dir or admin: they are
+ * supplied here (the admin API on 127.0.0.1 port 0). The policy is written to a
+ * file in a temp dir, so reloads read it like production does.
+ */
 export async function startTestProxy(upstream: string, policyYaml: string, options: TestProxyOptions = {}): Promise<TestProxy> {
-  const ownStateDir = options.stateDir === undefined ? await mkdtemp(join(tmpdir(), 'portcullis-test-state-')) : null;
-  const stateDir = options.stateDir ?? (ownStateDir as string);
-  const config = parsePolicy(`listen: "127.0.0.1:0"\nupstream: "${upstream}"\nstate_dir: "${stateDir}"\n${policyYaml}`, 'test-policy.yaml');
+  const workDir = await mkdtemp(join(tmpdir(), 'portcullis-test-'));
+  const stateDir = options.stateDir ?? join(workDir, 'state');
+  const policyFile = join(workDir, 'policy.yaml');
+  const tokenLine = options.adminToken === undefined ? '' : `\n  token_file: "${join(workDir, 'admin.token')}"`;
+  if (options.adminToken !== undefined) await writeFile(join(workDir, 'admin.token'), `${options.adminToken}\n`, { mode: 0o600 });
+  const render = (yaml: string) => `listen: "127.0.0.1:0"\nupstream: "${upstream}"\nstate_dir: "${stateDir}"\nadmin:\n  listen: "127.0.0.1:0"${tokenLine}\n${yaml}`;
+  await writeFile(policyFile, render(policyYaml));
+  const config = parsePolicy(render(policyYaml), policyFile);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -42,7 +61,12 @@ export async function startTestProxy(upstream: string, policyYaml: string, optio
       callback();
     },
   });
-  const running = await startPortcullis(config, { logger: pino({ level: 'info' }, sink), ...(options.banBackend ? { banBackend: options.banBackend } : {}) });
+  const running = await startPortcullis(config, {
+    logger: pino({ level: 'info' }, sink),
+    policyFile,
+    watchPolicy: options.watchPolicy ?? false,
+    ...(options.banBackend ? { banBackend: options.banBackend } : {}),
+  });
   const port = running.address.port;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -50,9 +74,14 @@ export async function startTestProxy(upstream: string, policyYaml: string, optio
     running,
     logs,
     stateDir,
+    adminUrl: `http://127.0.0.1:${running.adminAddress.port}`,
+    policyFile,
+    async writePolicy(yaml: string) {
+      await writeFile(policyFile, render(yaml));
+    },
     async close() {
       await running.close(2_000);
-      if (ownStateDir !== null) await rm(ownStateDir, { recursive: true, force: true });
+      await rm(workDir, { recursive: true, force: true });
     },
   };
 }

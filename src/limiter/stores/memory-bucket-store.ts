@@ -16,6 +16,8 @@ interface ClientBuckets {
 /** Per-process bucket state in a capped LRU: memory is bounded whatever the number of attackers. */
 export class MemoryBucketStore implements BucketStore {
   readonly #records: LRUCache<string, ClientBuckets>;
+  /** Keys per scope, kept by set/dispose so a scrape need not walk a million entries. */
+  readonly #perScope = { ip: 0, prefix: 0 };
 
   /**
    * @param maxTracked cap on client keys (addresses plus prefixes). When full,
@@ -23,11 +25,21 @@ export class MemoryBucketStore implements BucketStore {
    * the same trade-off nginx's `limit_req_zone` makes.
    */
   constructor(maxTracked: number) {
-    this.#records = new LRUCache({ max: maxTracked });
+    this.#records = new LRUCache({
+      max: maxTracked,
+      dispose: (record) => {
+        this.#perScope[record.layout.scope]--;
+      },
+    });
   }
 
   get size(): number {
     return this.#records.size;
+  }
+
+  /** Tracked keys by scope: addresses and prefixes. */
+  sizeByScope(): { ip: number; prefix: number } {
+    return { ...this.#perScope };
   }
 
   take(takes: readonly BucketTake[], nowMs: number): TakeOutcome {
@@ -75,6 +87,7 @@ export class MemoryBucketStore implements BucketStore {
     if (record === undefined) {
       const fresh: ClientBuckets = { layout: take.layout, levels: fullLevels(take.layout, nowMs) };
       this.#records.set(take.key, fresh);
+      this.#perScope[take.layout.scope]++;
       return fresh;
     }
     if (record.layout !== take.layout) migrate(record, take.layout, nowMs);

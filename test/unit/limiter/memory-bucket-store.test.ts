@@ -65,6 +65,19 @@ describe('MemoryBucketStore', () => {
     expect(store.size).toBe(1000);
     expect(store.peek('10.0.0.0', 0)).toBeNull();
     expect(store.peek('10.0.19.135', 0)).not.toBeNull();
+    expect(store.sizeByScope()).toEqual({ ip: 1000, prefix: 0 });
+  });
+
+  it('counts tracked keys per scope as they come and are evicted', () => {
+    const prefixLayout = createBucketLayout('prefix', [{ ...read, id: 'read/prefix', scope: 'prefix' }]);
+    const store = new MemoryBucketStore(3);
+    store.take([...takeRead('10.0.0.1'), { key: '10.0.0.0/24', layout: prefixLayout, buckets: prefixLayout.buckets }], 0);
+    expect(store.sizeByScope()).toEqual({ ip: 1, prefix: 1 });
+    store.take(takeRead('10.0.0.2'), 0);
+    store.take(takeRead('10.0.0.3'), 0);
+    expect(store.sizeByScope()).toEqual({ ip: 2, prefix: 1 });
+    store.take(takeRead('10.0.0.4'), 0);
+    expect(store.sizeByScope()).toEqual({ ip: 3, prefix: 0 });
   });
 
   it('keeps levels of unchanged buckets across a new layout and starts new ones full', () => {
