@@ -21,6 +21,14 @@ export type AttackEvent =
 export const ATTACK_WINDOW_SECONDS = 10;
 
 /**
+ * Ring slots: the window's complete seconds plus the one in progress. Only
+ * complete seconds are averaged: counting the current, partial second as a
+ * full tenth would read a steady flood up to 10% low depending on when in
+ * the second the poll runs. It costs at most one second of detection delay.
+ */
+const SLOTS = ATTACK_WINDOW_SECONDS + 1;
+
+/**
  * How long the rate must stay below the threshold before an attack is over.
  * A judgement call: floods come in waves, and one "ended" per lull would be
  * noise; a minute is long enough to ride out a lull, short enough to tell
@@ -39,7 +47,7 @@ export const ATTACK_QUIET_MS = 60_000;
  * measured at polls.
  */
 export class AttackDetector {
-  readonly #counts = new Float64Array(ATTACK_WINDOW_SECONDS);
+  readonly #counts = new Float64Array(SLOTS);
   /** The second (`floor(nowMs / 1000)`) the newest slot counts; -Infinity before the first call. */
   #headSecond = Number.NEGATIVE_INFINITY;
   #sum = 0;
@@ -79,10 +87,10 @@ export class AttackDetector {
     this.#sum += count;
   }
 
-  /** Refused requests per second averaged over the last 10 s (the current, partial second included). */
+  /** Refused requests per second averaged over the last 10 complete seconds before `nowMs`'s. */
   ratePerSec(nowMs: number): number {
     this.#advance(nowMs);
-    return this.#sum / ATTACK_WINDOW_SECONDS;
+    return (this.#sum - (this.#counts[slotOf(this.#headSecond)] as number)) / ATTACK_WINDOW_SECONDS;
   }
 
   /**
@@ -116,7 +124,7 @@ export class AttackDetector {
   #advance(nowMs: number): void {
     const second = Math.floor(nowMs / 1000);
     if (second <= this.#headSecond) return;
-    if (second - this.#headSecond >= ATTACK_WINDOW_SECONDS) {
+    if (second - this.#headSecond >= SLOTS) {
       this.#counts.fill(0);
       this.#sum = 0;
     } else {
@@ -132,7 +140,7 @@ export class AttackDetector {
 
 /** The ring slot of a second; non-negative for negative seconds too (a clock may start below zero). */
 function slotOf(second: number): number {
-  return ((second % ATTACK_WINDOW_SECONDS) + ATTACK_WINDOW_SECONDS) % ATTACK_WINDOW_SECONDS;
+  return ((second % SLOTS) + SLOTS) % SLOTS;
 }
 
 function checkThreshold(thresholdPerSec: number): number {
