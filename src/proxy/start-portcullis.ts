@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { AdminServer, type Readiness } from '../admin/admin-server.js';
+import { startAlerts } from '../alerts/alert-runtime.js';
 import { loadAdminToken } from '../admin/admin-token.js';
 import { parseListenAddress, type ListenAddress } from '../config/listen-address.js';
 import { PolicyReloader, type ReloadResult } from '../config/policy-reloader.js';
@@ -21,7 +22,7 @@ import { RecentOffenders } from '../metrics/recent-offenders.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compiled-policy.js';
 import { ClientConnections } from './client-connections.js';
 import { ProxyServer, type ProxyServerLimits } from './proxy-server.js';
-import { RequestObserver, type RefusalListener } from './request-observer.js';
+import { RequestObserver } from './request-observer.js';
 import { UndiciForwarder } from './undici-forwarder.js';
 import { probeUpstream } from './upstream-probe.js';
 import { UpstreamSlots, type UpstreamSlotsOptions } from './upstream-slots.js';
@@ -91,8 +92,8 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
   const engine = new DecisionEngine(policy, store, escalation);
   const rates = new DecisionRates();
   const offenders = new RecentOffenders(config.escalation.window);
-  const refusals: RefusalListener = { recordRefusals: () => {} };
-  const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals });
+  const alerts = startAlerts(config.alerts, { ledger: escalation.ledger, clock, wall, logger, registry });
+  const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts });
 
   const forwarder = new UndiciForwarder({
     upstream: config.upstream,
@@ -124,6 +125,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     server.setLimits(serverLimits(effective));
     slots.reconfigure(slotOptions(effective));
     escalation.reconfigure(effective);
+    alerts.setConfig(effective.alerts);
     config = effective;
     policy = compiled;
     return restartNeeded;
@@ -168,6 +170,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     adminAddress = await admin.listen(adminListen.host, adminListen.port);
   } catch (error) {
     await server.close(0);
+    await alerts.close();
     await escalation.close();
     throw error;
   }
@@ -197,6 +200,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
       await server.close(graceMs);
       websockets.close();
       await forwarder.close();
+      await alerts.close();
       await escalation.close();
     },
   };
