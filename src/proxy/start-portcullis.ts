@@ -44,7 +44,7 @@ export interface RunningPortcullis {
   readonly config: PolicyConfig;
   /** Re-reads the policy file and swaps it in; rejected (old policy kept) when invalid. Needs `policyFile`. */
   reload(trigger: string): Promise<ReloadResult>;
-  /** Graceful stop: in-flight requests get up to `graceMs` to finish. */
+  /** Graceful stop: in-flight requests get up to `graceMs` to finish. Idempotent. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -183,6 +183,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     if (problem !== null) logger.warn({ upstream: config.upstream, error: problem }, 'upstream is not accepting connections: requests will get 502 until it does (is Apache listening there?)');
   });
 
+  let closing: Promise<void> | null = null;
   return {
     address,
     adminAddress,
@@ -194,14 +195,17 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
       return config;
     },
     reload,
-    async close(graceMs = 10_000) {
-      reloader?.close();
-      await admin.close();
-      await server.close(graceMs);
-      websockets.close();
-      await forwarder.close();
-      await alerts.close();
-      await escalation.close();
+    close(graceMs = 10_000) {
+      closing ??= (async () => {
+        reloader?.close();
+        await admin.close();
+        await server.close(graceMs);
+        websockets.close();
+        await forwarder.close();
+        await alerts.close();
+        await escalation.close();
+      })();
+      return closing;
     },
   };
 }
