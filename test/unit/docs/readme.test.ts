@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../../src/config/policy-loader.js';
+import { RESTART_ONLY_KEYS } from '../../../src/config/restart-only-keys.js';
 import { ERROR_CODES } from '../../../src/core/errors.js';
 
 const README = readFileSync(join(import.meta.dirname, '../../../README.md'), 'utf8');
@@ -44,5 +45,13 @@ describe('README', () => {
     expect(commands).toEqual(['npm ci && npm start', 'npm ci && npm test']);
     const ci = readFileSync(join(import.meta.dirname, '../../../.ci/run'), 'utf8');
     expect(ci).toContain('\nnpm ci && npm test\n');
+  });
+
+  it('lists exactly the keys a reload cannot change', () => {
+    const marker = '<!-- restart-only keys: checked against src/config/restart-only-keys.ts -->';
+    const start = README.indexOf(marker);
+    expect(start).toBeGreaterThan(0);
+    const paragraph = README.slice(start + marker.length).split('\n\n')[0] as string;
+    expect([...paragraph.matchAll(/`([a-z_.]+)`/g)].map((match) => match[1])).toEqual([...RESTART_ONLY_KEYS]);
   });
 });
