@@ -17,19 +17,29 @@ export interface NotifierTimers {
   clearTimeout(handle: unknown): void;
 }
 
-/** Globals looked up at call time, so fake timers installed after import still apply. Unref'd: alerts never keep the process alive. */
+/** Globals looked up at call time, so fake timers installed after import still apply. */
 const systemTimers: NotifierTimers = {
   now: () => performance.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
+
+/**
+ * Lets the process exit while only alert timers are pending: a retry due in
+ * 8 s must not hold up `portcullis check` or a crash exit. (close()'s own
+ * grace timer stays ref'd: an unref'd one could let the process exit before
+ * the shutdown steps after `await close()` run.)
+ */
+function unref(handle: unknown): void {
+  (handle as { unref?: () => void } | null)?.unref?.();
+}
 
 export interface WebhookNotifierOptions {
   readonly logger: Logger;
   readonly metrics: AlertMetrics;
   /** @default UndiciWebhookTransport */
   readonly transport?: WebhookTransport;
-  /** @default performance.now() and the global, unref'd setTimeout */
+  /** @default performance.now() and the global setTimeout */
   readonly timers?: NotifierTimers;
   /**
    * Deliveries each webhook may have waiting (not counting those in flight).
@@ -65,6 +75,7 @@ interface Delivery {
  * others' connection slots nor pushes their alerts out of a shared queue.
  */
 interface Channel {
+  readonly key: string;
   readonly webhook: WebhookConfig;
   /** Waiting deliveries, oldest (lowest seq) first; in-flight ones are not here. */
   readonly queue: Delivery[];
@@ -170,16 +181,16 @@ export class WebhookNotifier {
       // The same webhook listed twice gets each alert once.
       if (channel !== undefined && active.includes(channel)) continue;
       if (channel === undefined) {
-        channel = { webhook, queue: [], inFlight: new Map(), timer: null, pumpScheduled: false, retired: false };
+        channel = { key, webhook, queue: [], inFlight: new Map(), timer: null, pumpScheduled: false, retired: false };
         this.#channels.set(key, channel);
       }
       channel.retired = false;
       active.push(channel);
     }
-    for (const [key, channel] of this.#channels) {
+    for (const channel of this.#channels.values()) {
       if (active.includes(channel)) continue;
       channel.retired = true;
-      this.#forgetIfDone(key, channel);
+      this.#forgetIfDone(channel);
     }
     this.#active = active;
   }
@@ -269,6 +280,7 @@ export class WebhookNotifier {
         channel.timer = null;
         this.#pump(channel);
       }, nextDueMs - now);
+      unref(channel.timer);
     }
   }
 
@@ -276,6 +288,7 @@ export class WebhookNotifier {
     delivery.attempts++;
     const controller = new AbortController();
     const timeout = this.#timers.setTimeout(() => controller.abort(TIMED_OUT), this.#timeoutMs);
+    unref(timeout);
     const done = this.#transport
       .post({ url: channel.webhook.url, headers: channel.webhook.headers, body: delivery.body }, controller.signal)
       .then(classifyStatus, (error: unknown): Outcome => {
@@ -313,15 +326,14 @@ export class WebhookNotifier {
       this.#trim(channel);
     }
     this.#pump(channel);
-    const key = channelKey(channel.webhook);
-    if (channel.retired) this.#forgetIfDone(key, channel);
+    if (channel.retired) this.#forgetIfDone(channel);
   }
 
-  #forgetIfDone(key: string, channel: Channel): void {
+  #forgetIfDone(channel: Channel): void {
     if (channel.queue.length > 0 || channel.inFlight.size > 0) return;
     if (channel.timer !== null) this.#timers.clearTimeout(channel.timer);
     channel.timer = null;
-    if (this.#channels.get(key) === channel) this.#channels.delete(key);
+    if (this.#channels.get(channel.key) === channel) this.#channels.delete(channel.key);
   }
 
   #count(event: AlertEvent, result: 'delivered' | 'failed' | 'dropped'): void {
