@@ -63,6 +63,11 @@ export async function startEscalation(config: PolicyConfig, deps: EscalationDeps
   const backend = deps.backend ?? createBanBackend(esc.backend, { ports: esc.ports, maxBans: esc.max_bans });
   const enforcer = new FirewallEnforcer(backend, ledger, clock, logger, metrics);
   await enforcer.start();
+  // Series exist from the start at 0, so `increase()` in alerting rules sees the first ban and the first failure.
+  for (const scope of ['ip', 'prefix']) {
+    for (const mode of ['enforced', 'dry_run']) metrics.bansIssued.inc({ scope, backend: enforcer.backend.name, mode }, 0);
+  }
+  for (const operation of ['init', 'restore', 'queue', 'commit', 'conntrack']) metrics.firewallFailures.inc({ backend: enforcer.backend.name, operation }, 0);
   const listenPort = parseListenAddress(config.listen)?.port;
   if (enforcer.backend.name !== 'none' && listenPort !== undefined && listenPort !== 0 && !esc.ports.includes(listenPort)) {
     logger.warn({ listenPort, ports: esc.ports }, 'escalation.ports does not include the port portcullis listens on: kernel bans will not keep banned clients away from it');
