@@ -1,6 +1,10 @@
 import { PortcullisError } from '../core/errors.js';
+import { runBans } from './bans-command.js';
 import { runCheck } from './check-command.js';
+import { runExplain } from './explain-command.js';
+import { runReload } from './reload-command.js';
 import { runServe } from './serve-command.js';
+import { runStatus } from './status-command.js';
 
 const HELP = `Usage: portcullis <command> [options]
 
@@ -9,8 +13,16 @@ A reverse proxy that keeps floods off Apache.
 Commands:
   serve [--config FILE]   run the proxy (default policy: config/portcullis.yaml)
   check FILE              validate a policy file; problems as FILE:LINE:COL: message
+  status                  one screen on a running portcullis: rates, upstream,
+                          top refused clients, bans, firewall
+  bans list|add|remove    list, add or lift bans (adding and lifting need the token)
+  explain IP              why a client is treated as it is: buckets, strikes, bans
+  reload                  reload the policy of a running portcullis; problems as
+                          FILE:LINE:COL: message
   help                    show this help
 
+status, bans, explain and reload talk to the admin API of a running portcullis
+(--admin URL, default: admin.listen of the policy; --json for scripts).
 Run 'portcullis <command> --help' for a command's options.`;
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
@@ -22,6 +34,14 @@ export async function runCli(argv: string[]): Promise<number> {
         return await runServe(rest, process.stdout);
       case 'check':
         return await runCheck(rest, process.stdout, process.stderr);
+      case 'status':
+        return await runStatus(rest, process.stdout);
+      case 'bans':
+        return await runBans(rest, process.stdout);
+      case 'explain':
+        return await runExplain(rest, process.stdout);
+      case 'reload':
+        return await runReload(rest, process.stdout, process.stderr);
       case undefined:
       case 'help':
       case '-h':
