@@ -11,6 +11,7 @@ SIGTERM or SIGINT stop it gracefully: in-flight requests get up to 10 s.
 SIGHUP, 'portcullis reload' or saving the policy file reload the policy: it is
 validated first, and an invalid file is logged and ignored (the running policy
 stays). Bucket levels of unchanged rules and requests in flight are kept.
+SIGHUP also reopens the access log (after logrotate moved it).
 
 Options:
   -c, --config FILE   policy file to run (validated strictly; see 'portcullis check')
@@ -34,7 +35,11 @@ export async function runServe(args: string[], out: NodeJS.WritableStream): Prom
   const config = await loadPolicyFile(file);
   logger.info({ policy: file }, 'policy loaded');
   const running = await startPortcullis(config, { logger, policyFile: file, watchPolicy: true });
-  const onHangup = () => void running.reload('SIGHUP');
+  const onHangup = () => {
+    // logrotate sends SIGHUP after moving the access log away: reopen it, and reload the policy.
+    void running.reopenAccessLog();
+    void running.reload('SIGHUP');
+  };
   process.on('SIGHUP', onHangup);
 
   return new Promise<number>((resolve) => {

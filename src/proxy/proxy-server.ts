@@ -9,7 +9,9 @@ import type { DecisionEngine } from '../engine/decision-engine.js';
 import type { ClientKey } from '../identity/client-key.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
 import type { ClientConnections } from './client-connections.js';
+import type { AccessLog } from './access-log.js';
 import type { RequestObserver } from './request-observer.js';
+import { bodyBytesOf, countBodyBytes } from './response-body-counter.js';
 import type { Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
@@ -26,6 +28,8 @@ export interface ProxyServerParts {
   readonly websockets: WebSocketForwarder;
   readonly connections: ClientConnections;
   readonly observer: RequestObserver;
+  /** Apache `combined` log of forwarded requests; null: none. */
+  readonly accessLog: AccessLog | null;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -169,9 +173,23 @@ export class ProxyServer {
       slot = granted;
     }
     const startedMs = clock.nowMs();
+    const accessLog = this.#parts.accessLog;
+    const arrivedEpochMs = accessLog === null ? 0 : Date.now() - (startedMs - decidedMs);
+    if (accessLog !== null) countBodyBytes(res);
     try {
       const outcome = await forwarder.forward(req, res, who.forwarding);
       observer.forwarded(outcome, (clock.nowMs() - startedMs) / 1000);
+      accessLog?.record({
+        clientIp: who.client.ip,
+        epochMs: arrivedEpochMs,
+        method: req.method as string,
+        target: req.url as string,
+        httpVersion: req.httpVersion,
+        status: res.statusCode,
+        bytes: bodyBytesOf(res),
+        ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }),
+        ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
+      });
       if (outcome !== 'ok' && outcome !== 'client_aborted' && outcome !== 'body_too_large') {
         this.#failures.warn(outcome, { method: req.method, url: req.url }, `upstream request failed: ${outcome}`);
       }

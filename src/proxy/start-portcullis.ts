@@ -20,6 +20,8 @@ import { EscalationMetrics } from '../metrics/escalation-metrics.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RecentOffenders } from '../metrics/recent-offenders.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compiled-policy.js';
+import { PortcullisError } from '../core/errors.js';
+import { AccessLog } from './access-log.js';
 import { ClientConnections } from './client-connections.js';
 import { ProxyServer, type ProxyServerLimits } from './proxy-server.js';
 import { RequestObserver } from './request-observer.js';
@@ -44,6 +46,8 @@ export interface RunningPortcullis {
   readonly config: PolicyConfig;
   /** Re-reads the policy file and swaps it in; rejected (old policy kept) when invalid. Needs `policyFile`. */
   reload(trigger: string): Promise<ReloadResult>;
+  /** Reopens the access log at its path (after logrotate moved it); SIGHUP does this. */
+  reopenAccessLog(): Promise<void>;
   /** Graceful stop: in-flight requests get up to `graceMs` to finish. Idempotent. */
   close(graceMs?: number): Promise<void>;
 }
@@ -108,8 +112,9 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
   escalation.ledger.onChange((change) => {
     if (change.kind === 'added' && !change.ban.dryRun) connections.closeCovered(change.ban);
   });
+  const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, logger, registry);
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, policy, clock, logger), slots, forwarder, websockets, connections, observer, clock, logger },
+    { engine, resolver: createResolver(config, policy, clock, logger), slots, forwarder, websockets, connections, observer, accessLog, clock, logger },
     serverLimits(config),
   );
 
@@ -170,6 +175,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     adminAddress = await admin.listen(adminListen.host, adminListen.port);
   } catch (error) {
     await server.close(0);
+    await accessLog?.close();
     await alerts.close();
     await escalation.close();
     throw error;
@@ -195,6 +201,9 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
       return config;
     },
     reload,
+    async reopenAccessLog() {
+      await accessLog?.reopen().catch((error: unknown) => logger.error({ err: error, path: config.access_log }, 'cannot reopen the access log; still writing to the old file'));
+    },
     close(graceMs = 10_000) {
       closing ??= (async () => {
         reloader?.close();
@@ -202,12 +211,21 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
         await server.close(graceMs);
         websockets.close();
         await forwarder.close();
+        await accessLog?.close();
         await alerts.close();
         await escalation.close();
       })();
       return closing;
     },
   };
+}
+
+async function openAccessLog(path: string, logger: Logger, registry: Registry): Promise<AccessLog> {
+  try {
+    return await AccessLog.open(path, { logger, registry });
+  } catch (error) {
+    throw new PortcullisError('PC_ERR_ACCESS_LOG', `${(error as Error).message} (access_log in the policy)`, { cause: error });
+  }
 }
 
 function createResolver(config: PolicyConfig, policy: CompiledPolicy, clock: Clock, logger: Logger): ClientResolver {
