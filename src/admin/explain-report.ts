@@ -1,4 +1,4 @@
-import type { ClientExplanation, TargetRecord } from '../engine/client-explanation.js';
+import type { BucketLevel, ClientExplanation, TargetRecord } from '../engine/client-explanation.js';
 import { banToJson, type BanJson } from './ban-json.js';
 
 /** `GET /explain/{ip}`: why a client is where it is, with wall-clock times. */
@@ -6,17 +6,8 @@ export interface ExplainReport {
   readonly client: { readonly ip: string; readonly prefix: string };
   readonly allowlisted: boolean;
   readonly never_banned: boolean;
-  readonly buckets: readonly {
-    readonly rule: string;
-    readonly scope: string;
-    readonly key: string;
-    readonly rate: string;
-    readonly burst: number;
-    readonly tokens: number;
-    readonly cost: number;
-    readonly tracked: boolean;
-    readonly shadow: boolean;
-  }[];
+  /** Tokens rounded down to two decimals. */
+  readonly buckets: readonly BucketLevel[];
   readonly strikes: { readonly count: number; readonly threshold: number; readonly window_seconds: number } | null;
   readonly active_bans: readonly BanJson[];
   readonly history: readonly TargetReport[];

@@ -1,15 +1,15 @@
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli as runCliWith } from '../support/cli.js';
 import { clientAgent, request } from '../support/http-client.js';
 import { startTestProxy, type TestProxy } from '../support/portcullis.js';
 
-const CLI = [join(import.meta.dirname, '../../src/cli/main.ts')];
-const NODE_ARGS = ['--import', 'tsx'];
+/** Runs the CLI with only the environment given (no inherited PORTCULLIS_ADMIN_TOKEN). */
+const runCli = (args: string[], env: Record<string, string> = {}) => runCliWith(args, { env });
 const TOKEN = 'cli-test-admin-token-0123456789abcdef';
 
 const POLICY = `
@@ -20,34 +20,6 @@ limits:
     per_prefix: { rate: 1/min, burst: 50 }
 escalation: { strikes: 100, window: 60s, ban: 10m }
 `;
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real CLI as a subprocess, with only the environment given (no inherited token). */
-function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Finished> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...NODE_ARGS, ...CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`portcullis ${args.join(' ')} did not finish in ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** The table row (a line of stdout) whose first cell is `first`. */
 function row(text: string, first: string): string | undefined {

@@ -5,35 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApacheHandle } from '../support/apache.js';
 import { startApacheWithScripts } from '../support/apache-scripts.js';
+import { runCli } from '../support/cli.js';
 import { request } from '../support/http-client.js';
 
 const CLI = [join(import.meta.dirname, '../../src/cli/main.ts')];
 const NODE_ARGS = ['--import', 'tsx'];
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion (bounded by `timeoutMs`). */
-function runCli(args: string[], timeoutMs = 20_000): Promise<Finished> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...NODE_ARGS, ...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`portcullis ${args.join(' ')} did not finish in ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('portcullis check', () => {
   let dir: string;
