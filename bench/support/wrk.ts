@@ -18,13 +18,15 @@ export interface WrkOptions {
   readonly cpu?: number;
   /** A wrk Lua script (e.g. one X-Forwarded-For per request). */
   readonly script?: string;
+  /** Arguments for the script (after `--`). */
+  readonly args?: readonly string[];
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
 
 /** Runs wrk once (one thread) and parses its --latency report. */
 export function runWrk(options: WrkOptions): Promise<WrkRun> {
-  const args = ['-t1', `-c${options.connections}`, `-d${options.durationS}s`, '--latency', ...(options.script ? ['-s', options.script] : []), options.url];
+  const args = ['-t1', `-c${options.connections}`, `-d${options.durationS}s`, '--latency', ...(options.script ? ['-s', options.script] : []), options.url, ...(options.args ? ['--', ...options.args] : [])];
   const [command, fullArgs] = options.cpu === undefined ? ['wrk', args] : pinned(options.cpu, 'wrk', args);
   return new Promise((resolve, reject) => {
     execFile(command, fullArgs, { timeout: (options.durationS + 30) * 1000 }, (error, stdout) => {
