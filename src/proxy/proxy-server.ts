@@ -70,8 +70,9 @@ export class ProxyServer {
       (req, res) => void this.#handle(req, res),
     );
     this.#server.on('connection', (socket: Socket) => {
-      const peer = parts.resolver.lookupPeer(socket.remoteAddress);
-      if (peer !== null) parts.connections.track(socket, peer.key);
+      // this.#parts, not the constructor's: a reload may have swapped the resolver.
+      const peer = this.#parts.resolver.lookupPeer(socket.remoteAddress);
+      if (peer !== null) this.#parts.connections.track(socket, peer.key);
     });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
