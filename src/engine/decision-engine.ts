@@ -1,12 +1,15 @@
 import type { ClientKey } from '../identity/client-key.js';
-import type { BucketSpec } from '../limiter/bucket-spec.js';
 import type { BanLedger } from '../escalation/ban-ledger.js';
 import type { Escalator } from '../escalation/escalator.js';
-import type { BucketStore, BucketTake } from '../limiter/bucket-store.js';
+import type { BucketStore } from '../limiter/bucket-store.js';
 import type { CompiledLimitRule, CompiledPolicy } from '../policy/compiled-policy.js';
-import { normalizeRequestPath } from '../policy/request-path.js';
+import { normalizeRequestPath, type RequestPathResult } from '../policy/request-path.js';
 import { explainClient, type ClientExplanation } from './client-explanation.js';
+import { LimitPlans, planMatched, type MatchPlans } from './limit-plan.js';
 import { ALLOW, type AllowDecision, type Decision, type Refusal, type ShadowRefusal } from './decision.js';
+
+/** Distinct request targets whose normalised path is remembered. */
+const PATH_CACHE_MAX = 4_096;
 
 /** The facts about a request that the engine decides on; nothing about sockets. */
 export interface RequestFacts {
@@ -31,11 +34,14 @@ export interface EngineEscalation {
  */
 export class DecisionEngine {
   #policy: CompiledPolicy;
+  #plans: LimitPlans;
+  readonly #paths = new Map<string, RequestPathResult>();
   readonly #store: BucketStore;
   readonly #escalation: EngineEscalation | null;
 
   constructor(policy: CompiledPolicy, store: BucketStore, escalation: EngineEscalation | null = null) {
     this.#policy = policy;
+    this.#plans = new LimitPlans(policy);
     this.#store = store;
     this.#escalation = escalation;
   }
@@ -46,6 +52,7 @@ export class DecisionEngine {
 
   /** Swaps the policy atomically; bucket levels of unchanged rules carry over (see MemoryBucketStore). */
   setPolicy(policy: CompiledPolicy): void {
+    this.#plans = new LimitPlans(policy);
     this.#policy = policy;
   }
 
@@ -68,9 +75,24 @@ export class DecisionEngine {
     return explainClient({ policy: this.#policy, store: this.#store, escalation: this.#escalation }, client, nowMs);
   }
 
+  /**
+   * Normalised paths of recent targets. Most traffic asks for the same few
+   * pages, so this saves the decoding on most requests; a flood of distinct
+   * targets only empties it (bounded, cleared when full).
+   */
+  #normalize(target: string): RequestPathResult {
+    let path = this.#paths.get(target);
+    if (path === undefined) {
+      path = normalizeRequestPath(target);
+      if (this.#paths.size >= PATH_CACHE_MAX) this.#paths.clear();
+      this.#paths.set(target, path);
+    }
+    return path;
+  }
+
   #evaluate(facts: RequestFacts, nowMs: number): AllowDecision | Refusal {
     const policy = this.#policy;
-    const path = normalizeRequestPath(facts.target);
+    const path = this.#normalize(facts.target);
     if (!path.ok) return { action: 'reject', status: 400, reason: path.reason };
 
     // Blocks apply to every client, allowlisted or not: they are about the
@@ -83,20 +105,28 @@ export class DecisionEngine {
     }
     if (policy.allow.has(facts.client.addr)) return allowWith(shadow);
 
-    let enforced: MatchedBuckets | null = null;
-    let shadowed: MatchedBuckets | null = null;
-    for (const rule of policy.limits.rulesFor(facts.method)) {
-      if (rule.paths !== null && !rule.paths.some((pattern) => pattern.matches(path.views))) continue;
-      const into = rule.shadow ? (shadowed ??= new MatchedBuckets()) : (enforced ??= new MatchedBuckets());
-      into.add(rule);
+    // Which rules match depends on the method and the path only: a bitmask
+    // of them finds the precomputed plan (rules beyond 31 per method are
+    // rare enough to be planned per request).
+    const rules = policy.limits.rulesFor(facts.method);
+    let plans: MatchPlans;
+    if (rules.length <= 31) {
+      let mask = 0;
+      for (let i = 0; i < rules.length; i++) {
+        const paths = (rules[i] as CompiledLimitRule).paths;
+        if (paths === null || paths.some((pattern) => pattern.matches(path.views))) mask |= 1 << i;
+      }
+      plans = this.#plans.get(rules, mask);
+    } else {
+      plans = planMatched(rules.filter((rule) => rule.paths === null || rule.paths.some((pattern) => pattern.matches(path.views))), policy);
     }
-    if (enforced !== null) {
-      const outcome = this.#store.take(enforced.takes(facts.client, policy), nowMs);
+    if (plans.enforced !== null) {
+      const outcome = this.#store.take(plans.enforced.takesFor(facts.client), nowMs);
       if (!outcome.admitted) {
         return {
           action: 'limit',
           rule: outcome.bucket.rule,
-          status: enforced.statusOf(outcome.bucket.rule),
+          status: plans.enforced.statusOf(outcome.bucket.rule),
           bucket: outcome.bucket,
           retryAfterMs: outcome.retryAfterMs,
         };
@@ -104,8 +134,8 @@ export class DecisionEngine {
     }
     // Shadow buckets are charged like real ones (so they empty as they would),
     // but only for requests the enforced rules let through.
-    if (shadowed !== null) {
-      const outcome = this.#store.take(shadowed.takes(facts.client, policy), nowMs);
+    if (plans.shadow !== null) {
+      const outcome = this.#store.take(plans.shadow.takesFor(facts.client), nowMs);
       if (!outcome.admitted) shadow ??= { kind: 'limit', rule: outcome.bucket.rule };
     }
     return allowWith(shadow);
@@ -114,28 +144,4 @@ export class DecisionEngine {
 
 function allowWith(shadow: ShadowRefusal | null): AllowDecision {
   return shadow === null ? ALLOW : { action: 'allow', shadow };
-}
-
-/** The buckets of the rules one request matched, gathered per scope. */
-class MatchedBuckets {
-  readonly #ip: BucketSpec[] = [];
-  readonly #prefix: BucketSpec[] = [];
-  readonly #statusByRule = new Map<string, number>();
-
-  add(rule: CompiledLimitRule): void {
-    this.#ip.push(...rule.ipBuckets);
-    this.#prefix.push(...rule.prefixBuckets);
-    this.#statusByRule.set(rule.name, rule.status);
-  }
-
-  statusOf(rule: string): number {
-    return this.#statusByRule.get(rule) as number;
-  }
-
-  takes(client: ClientKey, policy: CompiledPolicy): BucketTake[] {
-    const takes: BucketTake[] = [];
-    if (this.#ip.length > 0) takes.push({ key: client.ip, layout: policy.ipLayout, buckets: this.#ip });
-    if (this.#prefix.length > 0) takes.push({ key: client.prefix, layout: policy.prefixLayout, buckets: this.#prefix });
-    return takes;
-  }
 }

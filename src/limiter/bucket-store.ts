@@ -36,7 +36,8 @@ export interface BucketStore {
   /**
    * Charges every bucket of every take, or none of them: a request refused by
    * one bucket does not drain the others (so a client held back by its prefix
-   * keeps its own allowance).
+   * keeps its own allowance). Synchronous, and `takes` is not kept: the
+   * engine reuses the same array for the next request.
    */
   take(takes: readonly BucketTake[], nowMs: number): TakeOutcome;
   /** Token levels of one key's buckets at `nowMs`, by bucket id, charging nothing; null if the key is not tracked. */
