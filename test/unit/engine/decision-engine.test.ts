@@ -155,5 +155,21 @@ describe('DecisionEngine', () => {
     expect(engine.explain(client('198.51.100.1'), clock.nowMs()).buckets).toEqual(explanation.buckets);
     expect(engine.explain(client('192.0.2.250'), clock.nowMs()).allowlisted).toBe(true);
   });
+
+  it('applies rules beyond the 31 a plan bitmask holds', () => {
+    const many = Array.from({ length: 32 }, (_, i) => `  - name: r${i}\n    methods: [GET]\n    paths: ["/p${i}"]\n    per_ip: { rate: 1/min, burst: 100 }\n`).join('');
+    const { burstOf } = setup(`limits:\n${many}  - name: last\n    methods: [GET]\n    paths: ["/tight"]\n    per_ip: { rate: 1/min, burst: 2 }\n`);
+    expect(burstOf('198.51.100.1', 'GET', '/tight')).toBe(2);
+    expect(burstOf('198.51.100.1', 'GET', '/p31', 150)).toBe(100);
+    expect(burstOf('198.51.100.1', 'GET', '/elsewhere', 50)).toBe(50);
+  });
+
+  it('plans per combination of matching rules: a request matching fewer rules pays fewer buckets', () => {
+    const { burstOf } = setup();
+    // POST /wp-login.php pays write (burst 2) and login (burst 1); POST / only write.
+    expect(burstOf('198.51.100.1', 'POST', '/wp-login.php')).toBe(1);
+    expect(burstOf('198.51.100.2', 'POST', '/')).toBe(2);
+    expect(burstOf('198.51.100.3', 'POST', '/WP-LOGIN.PHP/x')).toBe(1);
+  });
 });
 
