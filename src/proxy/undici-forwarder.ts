@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { Pool, errors } from 'undici';
 import { BodyLimit, BodyTooLargeError } from './body-limit.js';
+import { ClientGoneSignal } from './client-gone-signal.js';
 import type { ForwardOutcome, Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { buildClientHeaders, buildUpstreamHeaders, type ForwardingIdentity } from './upstream-headers.js';
@@ -44,9 +45,9 @@ export class UndiciForwarder implements Forwarder {
   }
 
   async forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity): Promise<ForwardOutcome> {
-    const abort = new AbortController();
+    const clientGone = new ClientGoneSignal();
     const onClientGone = () => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) clientGone.abort();
     };
     res.once('close', onClientGone);
     let body: NodeJS.ReadableStream | null = null;
@@ -62,7 +63,7 @@ export class UndiciForwarder implements Forwarder {
       method: req.method as string,
       headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, who),
       body: body as never,
-      signal: abort.signal,
+      signal: clientGone as never,
       opaque: res,
     };
     try {
@@ -75,8 +76,8 @@ export class UndiciForwarder implements Forwarder {
           // written on it. Nothing was processed, so a bodiless idempotent
           // request is sent again once, on a fresh connection (nginx's
           // proxy_next_upstream does the same).
-          if (attempt === 1 && body === null && !res.headersSent && !abort.signal.aborted && isStaleConnection(error) && IDEMPOTENT.has(options.method)) continue;
-          return this.#fail(error, res, abort.signal.aborted);
+          if (attempt === 1 && body === null && !res.headersSent && !clientGone.aborted && isStaleConnection(error) && IDEMPOTENT.has(options.method)) continue;
+          return this.#fail(error, res, clientGone.aborted);
         }
       }
     } finally {

@@ -26,6 +26,20 @@ describe('upstream admission and failures, with a real Apache', () => {
     }
   }
 
+  it('drops the upstream request and frees its slot as soon as the client hangs up', async () => {
+    await withProxy('', async (proxy) => {
+      const socket = net.connect({ host: '127.0.0.1', port: proxy.port, localAddress: '127.31.1.1' });
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write('GET /slow.cgi?3 HTTP/1.1\r\nHost: test\r\n\r\n');
+      await waitFor(async () => (await countInFlight(proxy)) === 1);
+      const hungUp = performance.now();
+      socket.destroy();
+      await waitFor(async () => (await countInFlight(proxy)) === 0);
+      // Apache would take 3 s to answer: the slot came back long before.
+      expect(performance.now() - hungUp).toBeLessThan(1_000);
+    });
+  });
+
   it('holds requests over the upstream cap in a queue, then answers 503 when they wait too long', async () => {
     const policy = 'concurrency: { upstream_max: 2, per_client_max: 2, queue_max: 8, per_client_queue_max: 8, queue_timeout: 300ms }';
     await withProxy(policy, async (proxy) => {
