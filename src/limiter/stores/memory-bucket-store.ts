@@ -3,19 +3,37 @@ import type { BucketLayout } from '../bucket-spec.js';
 import { ADMITTED, type BucketStore, type BucketTake, type TakeOutcome } from '../bucket-store.js';
 import { canPay, msUntilAffordable, refilledTokens } from '../token-bucket.js';
 
-/**
- * One client key's buckets: `levels[2*slot]` is the token level and
- * `levels[2*slot+1]` the time it was measured. A flat number array keeps a
- * record near 100 bytes, which is what lets a million clients fit in memory.
- */
-interface ClientBuckets {
-  layout: BucketLayout;
-  levels: number[];
-}
+/** Slots the level slab starts with; it doubles as keys arrive, up to the cap. */
+const INITIAL_SLOTS = 1_024;
 
-/** Per-process bucket state in a capped LRU: memory is bounded whatever the number of attackers. */
+/**
+ * Per-process bucket state, capped: memory is bounded whatever the number of
+ * attackers.
+ *
+ * Levels live in one Float64Array slab, a fixed-width row per client key:
+ * `[tokens, measuredAtMs]` per bucket of the key's layout. The LRU maps a key
+ * to its row number and hands rows back when it forgets a key. No object per
+ * client besides the LRU's own entry and the key string: a million clients
+ * cost about a fifth of what an object and an array each did, and nothing
+ * per client is left for the garbage collector to walk.
+ */
 export class MemoryBucketStore implements BucketStore {
-  readonly #records: LRUCache<string, ClientBuckets>;
+  readonly #rows: LRUCache<string, number>;
+  readonly #maxRows: number;
+  /** Doubles per row: the layout's number, then two per bucket of the widest layout seen. */
+  #width = 3;
+  #levels: Float64Array;
+  /**
+   * Layouts by number. A row starts with the number of the layout it was
+   * written with (to carry levels across a reload): in the row's own cache
+   * line, where a side array would cost a second memory access per lookup.
+   */
+  readonly #layouts: BucketLayout[] = [];
+  readonly #layoutNumbers = new Map<BucketLayout, number>();
+  readonly #freeRows: number[] = [];
+  /** Rows of the takes of the current call; takes come in ones and twos (address, prefix). */
+  readonly #scratchRows = new Int32Array(4);
+  #nextRow = 0;
   /** Keys per scope, kept by set/dispose so a scrape need not walk a million entries. */
   readonly #perScope = { ip: 0, prefix: 0 };
 
@@ -25,16 +43,21 @@ export class MemoryBucketStore implements BucketStore {
    * the same trade-off nginx's `limit_req_zone` makes.
    */
   constructor(maxTracked: number) {
-    this.#records = new LRUCache({
+    // One row more than keys: a new key takes its row before the LRU evicts
+    // the oldest key and frees that one's.
+    this.#maxRows = maxTracked + 1;
+    this.#levels = new Float64Array(Math.min(INITIAL_SLOTS, this.#maxRows) * this.#width);
+    this.#rows = new LRUCache({
       max: maxTracked,
-      dispose: (record) => {
-        this.#perScope[record.layout.scope]--;
+      dispose: (row) => {
+        this.#perScope[this.#layoutOfRow(row).scope]--;
+        this.#freeRows.push(row);
       },
     });
   }
 
   get size(): number {
-    return this.#records.size;
+    return this.#rows.size;
   }
 
   /** Tracked keys by scope: addresses and prefixes. */
@@ -43,76 +66,137 @@ export class MemoryBucketStore implements BucketStore {
   }
 
   take(takes: readonly BucketTake[], nowMs: number): TakeOutcome {
-    let worst: { bucket: BucketTake['buckets'][number]; waitMs: number } | null = null;
-    const records: ClientBuckets[] = [];
-    for (const take of takes) {
-      const record = this.#recordFor(take, nowMs);
-      records.push(record);
-      for (const bucket of take.buckets) {
-        const i = bucket.slot * 2;
-        const tokens = refilledTokens(record.levels[i] as number, record.levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst);
+    // Rows first (creating them may grow the slab), then check, then charge.
+    const rows = takes.length <= this.#scratchRows.length ? this.#scratchRows : new Int32Array(takes.length);
+    for (let t = 0; t < takes.length; t++) rows[t] = this.#rowFor(takes[t] as BucketTake, nowMs);
+    const levels = this.#levels;
+    const width = this.#width;
+
+    let worstBucket: BucketTake['buckets'][number] | null = null;
+    let worstWaitMs = 0;
+    for (let t = 0; t < takes.length; t++) {
+      const buckets = (takes[t] as BucketTake).buckets;
+      const base = (rows[t] as number) * width;
+      for (let b = 0; b < buckets.length; b++) {
+        const bucket = buckets[b] as BucketTake['buckets'][number];
+        const i = base + 1 + bucket.slot * 2;
+        const tokens = refilledTokens(levels[i] as number, levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst);
         if (!canPay(tokens, bucket.cost)) {
           const waitMs = msUntilAffordable(tokens, bucket.cost, bucket.ratePerMs);
-          if (worst === null || waitMs > worst.waitMs) worst = { bucket, waitMs };
+          if (worstBucket === null || waitMs > worstWaitMs) {
+            worstBucket = bucket;
+            worstWaitMs = waitMs;
+          }
         }
       }
     }
-    if (worst !== null) return { admitted: false, bucket: worst.bucket, retryAfterMs: worst.waitMs };
+    if (worstBucket !== null) return { admitted: false, bucket: worstBucket, retryAfterMs: worstWaitMs };
 
-    takes.forEach((take, t) => {
-      const levels = (records[t] as ClientBuckets).levels;
-      for (const bucket of take.buckets) {
-        const i = bucket.slot * 2;
+    for (let t = 0; t < takes.length; t++) {
+      const buckets = (takes[t] as BucketTake).buckets;
+      const base = (rows[t] as number) * width;
+      for (let b = 0; b < buckets.length; b++) {
+        const bucket = buckets[b] as BucketTake['buckets'][number];
+        const i = base + 1 + bucket.slot * 2;
         levels[i] = refilledTokens(levels[i] as number, levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst) - bucket.cost;
         levels[i + 1] = nowMs;
       }
-    });
+    }
     return ADMITTED;
   }
 
   /** Bucket levels of one key as of `nowMs`, by bucket id (for `explain` and tests); null if untracked. */
   peek(key: string, nowMs: number): Map<string, number> | null {
-    const record = this.#records.peek(key);
-    if (!record) return null;
+    const row = this.#rows.peek(key);
+    if (row === undefined) return null;
+    const layout = this.#layoutOfRow(row);
+    const base = row * this.#width;
     return new Map(
-      record.layout.buckets.map((bucket) => {
-        const i = bucket.slot * 2;
-        return [bucket.id, refilledTokens(record.levels[i] as number, record.levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst)];
+      layout.buckets.map((bucket) => {
+        const i = base + 1 + bucket.slot * 2;
+        return [bucket.id, refilledTokens(this.#levels[i] as number, this.#levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst)];
       }),
     );
   }
 
-  #recordFor(take: BucketTake, nowMs: number): ClientBuckets {
-    const record = this.#records.get(take.key);
-    if (record === undefined) {
-      const fresh: ClientBuckets = { layout: take.layout, levels: fullLevels(take.layout, nowMs) };
-      this.#records.set(take.key, fresh);
+  #rowFor(take: BucketTake, nowMs: number): number {
+    if (1 + take.layout.buckets.length * 2 > this.#width) this.#fit(take.layout);
+    let row = this.#rows.get(take.key);
+    if (row === undefined) {
+      row = this.#allocateRow();
+      this.#fill(row, take.layout, nowMs);
+      this.#rows.set(take.key, row);
       this.#perScope[take.layout.scope]++;
-      return fresh;
+    } else if (this.#levels[row * this.#width] !== this.#numberOf(take.layout)) {
+      this.#migrate(row, take.layout, nowMs);
     }
-    if (record.layout !== take.layout) migrate(record, take.layout, nowMs);
-    return record;
+    return row;
   }
-}
 
-function fullLevels(layout: BucketLayout, nowMs: number): number[] {
-  const levels = new Array<number>(layout.buckets.length * 2);
-  for (const bucket of layout.buckets) {
-    levels[bucket.slot * 2] = bucket.burst;
-    levels[bucket.slot * 2 + 1] = nowMs;
+  #numberOf(layout: BucketLayout): number {
+    let number = this.#layoutNumbers.get(layout);
+    if (number === undefined) {
+      // Reloads are rare; layouts of policies no row uses any more are few and small.
+      number = this.#layouts.length;
+      this.#layouts.push(layout);
+      this.#layoutNumbers.set(layout, number);
+    }
+    return number;
   }
-  return levels;
-}
 
-/** Carries a record across a policy reload: buckets whose id survived keep their level, new ones start full. */
-function migrate(record: ClientBuckets, layout: BucketLayout, nowMs: number): void {
-  const levels = fullLevels(layout, nowMs);
-  for (const bucket of layout.buckets) {
-    const oldSlot = record.layout.slotById.get(bucket.id);
-    if (oldSlot === undefined) continue;
-    levels[bucket.slot * 2] = record.levels[oldSlot * 2] as number;
-    levels[bucket.slot * 2 + 1] = record.levels[oldSlot * 2 + 1] as number;
+  #layoutOfRow(row: number): BucketLayout {
+    return this.#layouts[this.#levels[row * this.#width] as number] as BucketLayout;
   }
-  record.layout = layout;
-  record.levels = levels;
+
+  #allocateRow(): number {
+    const free = this.#freeRows.pop();
+    if (free !== undefined) return free;
+    const row = this.#nextRow++;
+    if ((row + 1) * this.#width > this.#levels.length) this.#resize(Math.min(this.#maxRows, Math.max(row + 1, (this.#levels.length / this.#width) * 2)), this.#width);
+    return row;
+  }
+
+  /** Widens every row when a (reloaded) layout has more buckets than rows hold. */
+  #fit(layout: BucketLayout): void {
+    const needed = 1 + layout.buckets.length * 2;
+    if (needed > this.#width) this.#resize(this.#levels.length / this.#width, needed);
+  }
+
+  #resize(rows: number, width: number): void {
+    const old = this.#levels;
+    const oldWidth = this.#width;
+    const levels = new Float64Array(rows * width);
+    if (width === oldWidth) levels.set(old.subarray(0, Math.min(old.length, levels.length)));
+    else for (let row = 0; row < this.#nextRow; row++) levels.set(old.subarray(row * oldWidth, (row + 1) * oldWidth), row * width);
+    this.#levels = levels;
+    this.#width = width;
+  }
+
+  #fill(row: number, layout: BucketLayout, nowMs: number): void {
+    const base = row * this.#width;
+    this.#levels[base] = this.#numberOf(layout);
+    for (const bucket of layout.buckets) {
+      this.#levels[base + 1 + bucket.slot * 2] = bucket.burst;
+      this.#levels[base + 2 + bucket.slot * 2] = nowMs;
+    }
+  }
+
+  /** Carries a row across a policy reload: buckets whose id survived keep their level, new ones start full. */
+  #migrate(row: number, layout: BucketLayout, nowMs: number): void {
+    const previous = this.#layoutOfRow(row);
+    const base = row * this.#width;
+    const kept = previous.buckets.map((bucket) => [this.#levels[base + 1 + bucket.slot * 2] as number, this.#levels[base + 2 + bucket.slot * 2] as number] as const);
+    if (previous.scope !== layout.scope) {
+      this.#perScope[previous.scope]--;
+      this.#perScope[layout.scope]++;
+    }
+    this.#fill(row, layout, nowMs);
+    for (const bucket of layout.buckets) {
+      const oldSlot = previous.slotById.get(bucket.id);
+      if (oldSlot === undefined) continue;
+      const [tokens, atMs] = kept[oldSlot] as readonly [number, number];
+      this.#levels[base + 1 + bucket.slot * 2] = tokens;
+      this.#levels[base + 2 + bucket.slot * 2] = atMs;
+    }
+  }
 }

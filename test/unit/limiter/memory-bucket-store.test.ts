@@ -89,4 +89,27 @@ describe('MemoryBucketStore', () => {
     expect(store.take([{ key: 'a', layout: newLayout, buckets: [movedRead] }], 0).admitted).toBe(false);
     expect(store.peek('a', 0)?.get(added.id)).toBe(7);
   });
+
+  it('gives a key that comes back after eviction full buckets, though it reuses the row of a forgotten key', () => {
+    const store = new MemoryBucketStore(2);
+    for (let i = 0; i < 3; i++) store.take(takeRead('a'), 0);
+    expect(store.take(takeRead('a'), 0).admitted).toBe(false);
+    store.take(takeRead('b'), 0);
+    store.take(takeRead('c'), 0); // evicts a
+    expect(store.peek('a', 0)).toBeNull();
+    for (let i = 0; i < 3; i++) expect(store.take(takeRead('a'), 0).admitted).toBe(true);
+    expect(store.take(takeRead('a'), 0).admitted).toBe(false);
+    expect(store.peek('c', 0)?.get(read.id)).toBe(2);
+  });
+
+  it('widens its rows for a reloaded layout with more buckets, keeping every level', () => {
+    const store = new MemoryBucketStore(5000);
+    for (let k = 0; k < 3000; k++) store.take(takeRead(`k${k}`), 0);
+    const wide = createBucketLayout('ip', [read, write, bucket('c', 1, 4, 2), bucket('d', 1, 5, 3), bucket('e', 1, 6, 4)]);
+    expect(store.take([{ key: 'k2999', layout: wide, buckets: [wide.buckets[4]!] }], 0).admitted).toBe(true);
+    expect(store.peek('k2999', 0)?.get('e/ip/1/6')).toBe(5);
+    expect(store.peek('k2999', 0)?.get(read.id)).toBe(2);
+    expect(store.peek('k0', 0)?.get(read.id)).toBe(2);
+  });
 });
+
