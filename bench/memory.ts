@@ -34,7 +34,7 @@ async function scrape(): Promise<{ tracked: number; heapUsed: number }> {
 
 const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-memory-'));
 const origin = startChild(...pinned(0, process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support', 'fast-origin.ts'), String(ORIGIN_PORT)]));
-const results: { maxTracked: number; clients: number; trackedAfter: number; rssBeforeMb: number; rssAfterMb: number; heapUsedMb: number; bytesPerClient: number; seconds: number }[] = [];
+const results: { maxTracked: number; clients: number; trackedAfter: number; rssBeforeMb: number; rssAfterMb: number; heapUsedMb: number; bytesPerClient: number; seconds: number; rssHalfwayMb: number; series: { clientsSent: number; rssMb: number }[] }[] = [];
 try {
   await waitForHttp(`http://127.0.0.1:${ORIGIN_PORT}/`);
   for (const maxTracked of [1_000_000, 100_000]) {
@@ -52,10 +52,12 @@ try {
       const rssBefore = rssBytes(pid);
       const started = Date.now();
       let sent = 0;
+      const series: { clientsSent: number; rssMb: number }[] = [];
       for (let chunk = 0; chunk < MAX_CHUNKS && sent < clients; chunk++) {
         // The offset makes each chunk continue where the last one stopped: every request a new client.
         const run = await runWrk({ url: `http://127.0.0.1:${PROXY_PORT}/`, connections: 50, durationS: 10, cpu: 0, script: `${SCRIPT}`, args: [String(sent)] });
         sent += run.requests;
+        series.push({ clientsSent: sent, rssMb: Math.round(rssBytes(pid) / 1048576) });
         process.stdout.write(`max_tracked ${maxTracked}: ${sent} clients sent, RSS ${(rssBytes(pid) / 1048576).toFixed(0)} MB\n`);
       }
       const { tracked, heapUsed } = await scrape();
@@ -68,6 +70,9 @@ try {
         rssAfterMb: rssAfter / 1048576,
         heapUsedMb: heapUsed / 1048576,
         bytesPerClient: (rssAfter - rssBefore) / Math.min(sent, maxTracked),
+        // RSS after half the clients against after all of them: flat once the cap is reached.
+        rssHalfwayMb: series.find((point) => point.clientsSent >= sent / 2)?.rssMb ?? Number.NaN,
+        series,
         seconds: (Date.now() - started) / 1000,
       });
     } finally {
@@ -77,8 +82,8 @@ try {
   const env = environment();
   printTable(
     `memory at many clients: node ${env.node}, ${env.cpu}, shipped read rule (per_ip + per_prefix), one request per client`,
-    ['max_tracked', 'clients sent', 'tracked after', 'RSS before MB', 'RSS after MB', 'V8 heap used MB', 'RSS bytes/tracked client'],
-    results.map((row) => [String(row.maxTracked), String(row.clients), String(row.trackedAfter), row.rssBeforeMb.toFixed(0), row.rssAfterMb.toFixed(0), row.heapUsedMb.toFixed(0), row.bytesPerClient.toFixed(0)]),
+    ['max_tracked', 'clients sent', 'tracked after', 'RSS before MB', 'RSS halfway MB', 'RSS after MB', 'V8 heap used MB', 'RSS bytes/tracked client'],
+    results.map((row) => [String(row.maxTracked), String(row.clients), String(row.trackedAfter), row.rssBeforeMb.toFixed(0), String(row.rssHalfwayMb), row.rssAfterMb.toFixed(0), row.heapUsedMb.toFixed(0), row.bytesPerClient.toFixed(0)]),
   );
   console.log(`\ntarget: 1M distinct clients in ≤ 300 MB RSS, flat at the max_tracked cap`);
   console.log(`wrote ${await writeResult('memory', { results })}`);
