@@ -1,5 +1,5 @@
 /**
- * Load benchmark, clean traffic: the same fast origin reached directly,
+ * Load benchmark, clean traffic: a fast origin, then Apache, each reached directly,
  * through nginx with a `limit_req` policy that never triggers, through
  * portcullis with no policy (pure forwarding) and through portcullis with a
  * full policy that never refuses (every GET pays six buckets, blocks are
@@ -14,6 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startApache, type ApacheHandle } from '../test/support/apache.js';
 import { environment, median, printTable, writeResult } from './support/bench-report.js';
 import { cpuSeconds, hasTool, pinned, requireTool, startChild, waitForHttp } from './support/bench-tools.js';
 import { runWrk, type WrkRun } from './support/wrk.js';
@@ -57,7 +58,7 @@ block:
   - path_regex: "\\\\.(git|env|sql)(/|$)"
 `;
 
-const NGINX_CONF = (dir: string) => `
+const NGINX_CONF = (dir: string, originPort: number) => `
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -66,7 +67,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   limit_req_zone $binary_remote_addr zone=ip:64m rate=1000000r/s;
-  upstream origin { server 127.0.0.1:${ORIGIN_PORT}; keepalive 64; }
+  upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
   server {
     listen 127.0.0.1:${ports.nginx};
     location / {
@@ -81,82 +82,91 @@ http {
 }
 `;
 
-const portcullisPolicy = (dir: string, port: number, adminPort: number, body: string) =>
-  `listen: "127.0.0.1:${port}"\nupstream: "http://127.0.0.1:${ORIGIN_PORT}"\nstate_dir: "${dir}/state-${port}"\nadmin: { listen: "127.0.0.1:${adminPort}" }\nescalation: { enabled: false }\nconcurrency: { upstream_max: 64, per_client_max: 64 }\n${body}`;
+const portcullisPolicy = (dir: string, originPort: number, port: number, adminPort: number, body: string) =>
+  `listen: "127.0.0.1:${port}"\nupstream: "http://127.0.0.1:${originPort}"\nstate_dir: "${dir}/state-${port}"\nadmin: { listen: "127.0.0.1:${adminPort}" }\nescalation: { enabled: false }\nconcurrency: { upstream_max: 64, per_client_max: 64 }\n${body}`;
 
-const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-load-'));
-const children: { stop(): Promise<void> }[] = [];
-try {
-  const origin = startChild(...pinned(0, process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support', 'fast-origin.ts'), String(ORIGIN_PORT)]));
-  children.push(origin);
-  await waitForHttp(`http://127.0.0.1:${ORIGIN_PORT}/`);
+interface Row {
+  name: string;
+  reqPerSec: number;
+  minReqPerSec: number;
+  maxReqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuUsPerRequest: number;
+  errors: number;
+}
 
-  interface Target {
-    name: string;
-    url: string;
-    pid: () => number[];
-  }
-  const targets: Target[] = [{ name: 'direct to origin', url: `http://127.0.0.1:${ORIGIN_PORT}/`, pid: () => [] }];
-
-  if (hasTool('nginx')) {
-    await writeFile(join(dir, 'nginx.conf'), NGINX_CONF(dir));
-    const nginx = startChild(...pinned(1, 'nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]));
-    children.push(nginx);
-    await waitForHttp(`http://127.0.0.1:${ports.nginx}/`);
-    const master = nginx.child.pid as number;
-    const workers = () => [master, ...childPids(master)];
-    targets.push({ name: 'nginx limit_req', url: `http://127.0.0.1:${ports.nginx}/`, pid: workers });
-  } else {
-    console.log('bench: nginx is not installed, so the nginx limit_req peer is skipped. Install it with: sudo apt-get install nginx');
-  }
-
-  for (const [name, port, adminPort, body] of [
-    ['portcullis, no policy', ports.bare, 19_482, 'limits: []\n'],
-    ['portcullis, full policy', ports.full, 19_483, FULL_POLICY],
-  ] as const) {
-    const file = join(dir, `policy-${port}.yaml`);
-    await writeFile(file, portcullisPolicy(dir, port, adminPort, body));
-    const proxy = startChild(...pinned(1, process.execPath, [CLI, 'serve', '--config', file]), { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
-    children.push(proxy);
-    await waitForHttp(`http://127.0.0.1:${port}/`);
-    targets.push({ name, url: `http://127.0.0.1:${port}/`, pid: () => [proxy.child.pid as number] });
-  }
-
-  // Warm-up: JIT, connection pools.
-  for (const target of targets) await runWrk({ url: target.url, connections, durationS: 2, cpu: 0 });
-
-  const runs = new Map<string, (WrkRun & { cpuUsPerRequest: number })[]>(targets.map((target) => [target.name, []]));
-  for (let round = 1; round <= rounds; round++) {
-    for (const target of targets) {
-      const pids = target.pid();
-      const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-      const run = await runWrk({ url: target.url, connections, durationS, cpu: 0 });
-      const used = target.pid().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
-      runs.get(target.name)?.push({ ...run, cpuUsPerRequest: pids.length === 0 ? Number.NaN : (used / run.requests) * 1e6 });
-      console.log(`round ${round}/${rounds} ${target.name}: ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms.toFixed(2)} ms${run.errors > 0 ? `, ${run.errors} errors` : ''}`);
+/** Runs every configuration in front of the origin on `originPort`, interleaved; returns a row per configuration. */
+async function measure(originName: string, originPort: number, path: string, dir: string): Promise<Row[]> {
+  const children: { stop(): Promise<void> }[] = [];
+  try {
+    interface Target {
+      name: string;
+      url: string;
+      pid: () => number[];
     }
-  }
+    const targets: Target[] = [{ name: `direct to ${originName}`, url: `http://127.0.0.1:${originPort}${path}`, pid: () => [] }];
+    if (hasTool('nginx')) {
+      await writeFile(join(dir, 'nginx.conf'), NGINX_CONF(dir, originPort));
+      const nginx = startChild(...pinned(1, 'nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]));
+      children.push(nginx);
+      await waitForHttp(`http://127.0.0.1:${ports.nginx}/`);
+      const master = nginx.child.pid as number;
+      targets.push({ name: 'nginx limit_req', url: `http://127.0.0.1:${ports.nginx}${path}`, pid: () => [master, ...childPids(master)] });
+    } else {
+      console.log('bench: nginx is not installed, so the nginx limit_req peer is skipped. Install it with: sudo apt-get install nginx');
+    }
+    for (const [name, port, adminPort, body] of [
+      ['portcullis, no policy', ports.bare, 19_482, 'limits: []\n'],
+      ['portcullis, full policy', ports.full, 19_483, FULL_POLICY],
+    ] as const) {
+      const file = join(dir, `policy-${port}.yaml`);
+      await writeFile(file, portcullisPolicy(dir, originPort, port, adminPort, body));
+      const proxy = startChild(...pinned(1, process.execPath, [CLI, 'serve', '--config', file]), { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
+      children.push(proxy);
+      await waitForHttp(`http://127.0.0.1:${port}/`);
+      targets.push({ name, url: `http://127.0.0.1:${port}${path}`, pid: () => [proxy.child.pid as number] });
+    }
 
-  const summary = targets.map((target) => {
-    const list = runs.get(target.name) ?? [];
-    const rps = list.map((run) => run.reqPerSec);
-    return {
-      name: target.name,
-      reqPerSec: median(rps),
-      minReqPerSec: Math.min(...rps),
-      maxReqPerSec: Math.max(...rps),
-      p50Ms: median(list.map((run) => run.p50Ms)),
-      p99Ms: median(list.map((run) => run.p99Ms)),
-      cpuUsPerRequest: median(list.map((run) => run.cpuUsPerRequest)),
-      errors: list.reduce((sum, run) => sum + run.errors, 0),
-    };
-  });
-  const direct = summary[0]?.reqPerSec ?? Number.NaN;
-  const env = environment();
+    // Warm-up: JIT, connection pools.
+    for (const target of targets) await runWrk({ url: target.url, connections, durationS: 2, cpu: 0 });
+
+    const runs = new Map<string, (WrkRun & { cpuUsPerRequest: number })[]>(targets.map((target) => [target.name, []]));
+    for (let round = 1; round <= rounds; round++) {
+      for (const target of targets) {
+        const pids = target.pid();
+        const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+        const run = await runWrk({ url: target.url, connections, durationS, cpu: 0 });
+        const used = target.pid().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
+        runs.get(target.name)?.push({ ...run, cpuUsPerRequest: pids.length === 0 ? Number.NaN : (used / run.requests) * 1e6 });
+        console.log(`${originName}, round ${round}/${rounds}, ${target.name}: ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms.toFixed(2)} ms${run.errors > 0 ? `, ${run.errors} errors` : ''}`);
+      }
+    }
+    return targets.map((target) => {
+      const list = runs.get(target.name) ?? [];
+      const rps = list.map((run) => run.reqPerSec);
+      return {
+        name: target.name,
+        reqPerSec: median(rps),
+        minReqPerSec: Math.min(...rps),
+        maxReqPerSec: Math.max(...rps),
+        p50Ms: median(list.map((run) => run.p50Ms)),
+        p99Ms: median(list.map((run) => run.p99Ms)),
+        cpuUsPerRequest: median(list.map((run) => run.cpuUsPerRequest)),
+        errors: list.reduce((sum, run) => sum + run.errors, 0),
+      };
+    });
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+  }
+}
+
+function print(title: string, rows: Row[]): void {
+  const direct = rows[0]?.reqPerSec ?? Number.NaN;
   printTable(
-    `clean traffic, fast origin: node ${env.node}, ${env.cpu} (${env.cores} cores), wrk -t1 -c${connections} ${durationS}s, median of ${rounds} interleaved rounds`,
+    title,
     ['configuration', 'req/s', 'min–max', '× direct', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'],
-    summary.map((row) => [
+    rows.map((row) => [
       row.name,
       row.reqPerSec.toFixed(0),
       `${row.minReqPerSec.toFixed(0)}–${row.maxReqPerSec.toFixed(0)}`,
@@ -167,7 +177,23 @@ try {
       String(row.errors),
     ]),
   );
-  const byName = (name: string) => summary.find((row) => row.name === name);
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-load-'));
+const origin = startChild(...pinned(0, process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support', 'fast-origin.ts'), String(ORIGIN_PORT)]));
+let apache: ApacheHandle | null = null;
+try {
+  await waitForHttp(`http://127.0.0.1:${ORIGIN_PORT}/`);
+  const fast = await measure('fast origin', ORIGIN_PORT, '/', dir);
+  await origin.stop();
+  apache = await startApache();
+  const behindApache = await measure('Apache', apache.port, '/index.html', dir);
+
+  const env = environment();
+  const how = `node ${env.node}, ${env.cpu} (${env.cores} cores), wrk -t1 -c${connections} ${durationS}s, median of ${rounds} interleaved rounds`;
+  print(`clean traffic, fast origin: ${how}`, fast);
+  print(`clean traffic, Apache 2.4 static file as the origin: ${how}`, behindApache);
+  const byName = (name: string) => fast.find((row) => row.name === name);
   const bare = byName('portcullis, no policy');
   const full = byName('portcullis, full policy');
   const nginx = byName('nginx limit_req');
@@ -177,12 +203,13 @@ try {
     cpuUsPerRequest: full?.cpuUsPerRequest ?? null,
   };
   console.log(
-    `\ntargets: full policy costs ${targetsMet.fullPolicyCostPct?.toFixed(1)} % throughput vs no policy (target ≤ 5 %); ` +
+    `\ntargets (fast origin): full policy costs ${targetsMet.fullPolicyCostPct?.toFixed(1)} % throughput vs no policy (target ≤ 5 %); ` +
       `portcullis/nginx req/s ${targetsMet.vsNginxReqPerSec?.toFixed(2) ?? 'n/a'} (target ≥ 0.75); CPU ${targetsMet.cpuUsPerRequest?.toFixed(1)} µs/request (target ≤ 50)`,
   );
-  console.log(`wrote ${await writeResult('load', { rounds, durationS, connections, results: summary, targets: targetsMet })}`);
+  console.log(`wrote ${await writeResult('load', { rounds, durationS, connections, results: fast, apacheResults: behindApache, targets: targetsMet })}`);
 } finally {
-  for (const child of children.reverse()) await child.stop();
+  await origin.stop();
+  await apache?.stop();
   await rm(dir, { recursive: true, force: true });
 }
 
