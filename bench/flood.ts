@@ -23,6 +23,7 @@ import { startApacheWithScripts } from '../test/support/apache-scripts.js';
 import { parseAccessLog } from '../test/support/apache.js';
 import { environment, printTable, writeResult } from './support/bench-report.js';
 import { cpuSeconds, hasTool, pinned, startChild, waitForHttp } from './support/bench-tools.js';
+import { startNginx } from './support/nginx-peer.js';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '30' }, visitors: { type: 'string', default: '20' } } });
 const durationS = Number(values.duration);
@@ -38,14 +39,8 @@ cat >/dev/null
 printf 'Content-Type: text/xml\\r\\n\\r\\n<methodResponse/>\\n'
 `;
 
-const NGINX_CONF = (dir: string, upstreamPort: number) => `
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
+/** The body of nginx's http block: the closest limit_req equivalent of the shipped policy. */
+const NGINX_HTTP = (upstreamPort: number) => `
   map $remote_addr $net24 { ~^(?<p>\\d+\\.\\d+\\.\\d+)\\. $p; default $remote_addr; }
   map $request_method $read_key { GET $binary_remote_addr; HEAD $binary_remote_addr; default ""; }
   map $request_method $write_key { POST $binary_remote_addr; PUT $binary_remote_addr; PATCH $binary_remote_addr; DELETE $binary_remote_addr; default ""; }
@@ -68,7 +63,6 @@ http {
       proxy_set_header Host $host;
     }
   }
-}
 `;
 
 interface TrafficResult {
@@ -107,11 +101,8 @@ try {
     configs.push({
       name: 'nginx limit_req (closest equivalent)',
       async start() {
-        await writeFile(join(dir, 'nginx.conf'), NGINX_CONF(dir, apache.port));
-        const nginx = startChild(...pinned(1, 'nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]));
-        await waitForHttp(`http://127.0.0.1:${NGINX_PORT}/`);
-        const master = nginx.child.pid as number;
-        return { url: `http://127.0.0.1:${NGINX_PORT}`, pids: () => [master, ...childPids(master)], stop: () => nginx.stop() };
+        const nginx = await startNginx(dir, NGINX_PORT, NGINX_HTTP(apache.port));
+        return { url: `http://127.0.0.1:${NGINX_PORT}`, pids: () => nginx.pids(), stop: () => nginx.stop() };
       },
     });
   } else {
@@ -197,11 +188,3 @@ async function warmUp(url: string): Promise<void> {
   agent.destroy();
 }
 
-/** Child pids of `pid` (nginx's workers), from /proc. */
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}

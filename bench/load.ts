@@ -9,7 +9,6 @@
  *
  *   npm run build && npx tsx bench/load.ts [--rounds 3] [--duration 10] [--connections 50]
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { startApache, type ApacheHandle } from '../test/support/apache.js';
 import { environment, median, printTable, writeResult } from './support/bench-report.js';
 import { cpuSeconds, hasTool, pinned, requireTool, startChild, waitForHttp } from './support/bench-tools.js';
+import { startNginx } from './support/nginx-peer.js';
 import { runWrk, type WrkRun } from './support/wrk.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } });
@@ -58,14 +58,8 @@ block:
   - path_regex: "\\\\.(git|env|sql)(/|$)"
 `;
 
-const NGINX_CONF = (dir: string, originPort: number) => `
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
+/** The body of nginx's http block: one limit_req zone that never triggers. */
+const NGINX_HTTP = (originPort: number) => `
   limit_req_zone $binary_remote_addr zone=ip:64m rate=1000000r/s;
   upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
   server {
@@ -79,7 +73,6 @@ http {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }
   }
-}
 `;
 
 const portcullisPolicy = (dir: string, originPort: number, port: number, adminPort: number, body: string) =>
@@ -107,12 +100,9 @@ async function measure(originName: string, originPort: number, path: string, dir
     }
     const targets: Target[] = [{ name: `direct to ${originName}`, url: `http://127.0.0.1:${originPort}${path}`, pid: () => [] }];
     if (hasTool('nginx')) {
-      await writeFile(join(dir, 'nginx.conf'), NGINX_CONF(dir, originPort));
-      const nginx = startChild(...pinned(1, 'nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]));
+      const nginx = await startNginx(dir, ports.nginx, NGINX_HTTP(originPort));
       children.push(nginx);
-      await waitForHttp(`http://127.0.0.1:${ports.nginx}/`);
-      const master = nginx.child.pid as number;
-      targets.push({ name: 'nginx limit_req', url: `http://127.0.0.1:${ports.nginx}${path}`, pid: () => [master, ...childPids(master)] });
+      targets.push({ name: 'nginx limit_req', url: `http://127.0.0.1:${ports.nginx}${path}`, pid: () => nginx.pids() });
     } else {
       console.log('bench: nginx is not installed, so the nginx limit_req peer is skipped. Install it with: sudo apt-get install nginx');
     }
@@ -213,11 +203,3 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Child pids of `pid` (nginx's workers), from /proc. */
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
