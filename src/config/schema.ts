@@ -46,6 +46,17 @@ const durationMs = (example: string) =>
     return ms;
   });
 
+/** Like durationMs, but 0 (off) is allowed. */
+const durationOrZeroMs = (example: string) =>
+  text(`a duration like ${example} or 0s`).transform((value, ctx) => {
+    const ms = parseDurationMs(value);
+    if (ms === null) {
+      ctx.issues.push({ code: 'custom', input: value, message: `must be a duration like ${example} or 0s for none (units: ms, s, m, h, d, w), got ${describe(value)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
 const rate = text('a rate like 20/s').transform((value, ctx) => {
   const parsed = parseRate(value);
   if (parsed === null) {
@@ -294,6 +305,10 @@ const escalation = z
     dry_run: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
     /** Status the proxy answers banned clients with (those it still sees, e.g. behind a CDN). */
     status: httpStatus.default(403),
+    /** How long the proxy holds a banned client's request before answering it; 0s answers at once. */
+    tarpit: durationOrZeroMs('5s').default(5_000),
+    /** Connections held by the tarpit at once; past it, banned clients are answered at once. */
+    tarpit_max: positiveInt().default(1_000),
     /** Most bans active at once (kernel set size); beyond it a ban is an error, logged and counted. ~300 bytes each. */
     max_bans: positiveInt().default(1_000_000),
     /** Addresses and prefixes whose ban history is remembered for growing ban times. ~150 bytes each. */

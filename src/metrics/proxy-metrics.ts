@@ -11,6 +11,8 @@ export interface ProxyGaugeSources {
   upstreamQueued(): number;
   /** Client keys with state, per table: bucket keys by scope, strike counters, concurrency. */
   trackedClients(): Record<string, number>;
+  /** Banned clients' connections whose answer is being held (escalation.tarpit). */
+  tarpitHeld(): number;
 }
 
 /**
@@ -76,6 +78,14 @@ export class ProxyMetrics {
       registers,
       collect() {
         this.set(sources.upstreamQueued());
+      },
+    });
+    new Gauge({
+      name: 'portcullis_tarpit_connections',
+      help: 'Banned clients\' connections whose answer is being held now (escalation.tarpit, capped by escalation.tarpit_max).',
+      registers,
+      collect() {
+        this.set(sources.tarpitHeld());
       },
     });
     new Gauge({

@@ -10,6 +10,7 @@ import type { ClientKey } from '../identity/client-key.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
 import type { ClientConnections } from './client-connections.js';
 import type { AccessLog } from './access-log.js';
+import { BanTarpit } from './ban-tarpit.js';
 import type { RequestObserver } from './request-observer.js';
 import { bodyBytesOf, countBodyBytes } from './response-body-counter.js';
 import type { Forwarder } from './forwarder.js';
@@ -40,6 +41,10 @@ export interface ProxyServerLimits {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxBodyBytes: number;
+  /** How long a banned client's answer is held; 0: at once. */
+  readonly tarpitMs: number;
+  /** Answers held at once, at most. */
+  readonly tarpitMax: number;
 }
 
 /**
@@ -53,12 +58,14 @@ export class ProxyServer {
   /** Upgraded sockets leave Node's HTTP connection tracking; kept here so shutdown can end them. */
   readonly #upgraded = new Set<Duplex>();
   readonly #failures: RateLimitedLog;
+  readonly #tarpit: BanTarpit;
   #limits: ProxyServerLimits;
 
   constructor(parts: ProxyServerParts, limits: ProxyServerLimits) {
     this.#parts = parts;
     this.#limits = limits;
     this.#failures = new RateLimitedLog(parts.logger, parts.clock);
+    this.#tarpit = new BanTarpit(limits.tarpitMs, limits.tarpitMax);
     this.#server = http.createServer(
       {
         headersTimeout: limits.headersTimeoutMs,
@@ -115,6 +122,12 @@ export class ProxyServer {
     this.#server.headersTimeout = limits.headersTimeoutMs;
     this.#server.requestTimeout = limits.requestTimeoutMs;
     this.#server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    this.#tarpit.configure(limits.tarpitMs, limits.tarpitMax);
+  }
+
+  /** Banned clients' connections whose answer the tarpit is holding now. */
+  get tarpitHeld(): number {
+    return this.#tarpit.held;
   }
 
   /**
@@ -145,6 +158,10 @@ export class ProxyServer {
     const decidedMs = clock.nowMs();
     const decision = engine.decide(request, decidedMs);
     observer.decided(request, decision, decidedMs);
+    if (decision.action === 'ban') {
+      this.#tarpit.answer(res, () => writeRefusal(res, decision));
+      return;
+    }
     if (decision.action !== 'allow') {
       writeRefusal(res, decision);
       return;

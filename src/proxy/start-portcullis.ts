@@ -91,6 +91,8 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     upstreamInFlight: () => slots.inFlight,
     upstreamQueued: () => slots.queued,
     trackedClients: () => ({ ...store.sizeByScope(), concurrency: slots.trackedClients }),
+    // server is assigned below; gauges are read only on a scrape, after start.
+    tarpitHeld: () => server.tarpitHeld,
   });
   strikes = (rule, weight) => metrics.countStrikes(rule, weight);
   const engine = new DecisionEngine(policy, store, escalation);
@@ -244,6 +246,8 @@ function serverLimits(config: PolicyConfig): ProxyServerLimits {
     requestTimeoutMs: config.timeouts.client_request,
     keepAliveTimeoutMs: config.timeouts.client_keepalive,
     maxBodyBytes: config.request.max_body,
+    tarpitMs: config.escalation.tarpit,
+    tarpitMax: config.escalation.tarpit_max,
   };
 }
 

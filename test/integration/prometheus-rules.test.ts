@@ -45,7 +45,7 @@ describe('deploy/prometheus/portcullis-alerts.yml', () => {
 
   it('names only metric families portcullis exposes', async () => {
     const registry = new Registry();
-    new ProxyMetrics(registry, { upstreamInFlight: () => 0, upstreamQueued: () => 0, trackedClients: () => ({}) });
+    new ProxyMetrics(registry, { upstreamInFlight: () => 0, upstreamQueued: () => 0, trackedClients: () => ({}), tarpitHeld: () => 0 });
     new EscalationMetrics(registry);
     new AlertMetrics(registry);
     const exposed = new Set((await registry.getMetricsAsJSON()).map((metric) => metric.name));

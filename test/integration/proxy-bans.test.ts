@@ -8,7 +8,8 @@ import { startApacheWithScripts } from '../support/apache-scripts.js';
 import { clientAgent, request } from '../support/http-client.js';
 import { startTestProxy, type TestProxy } from '../support/portcullis.js';
 
-// Small numbers so a handful of requests earn a ban; a long ban so nothing expires mid-test.
+// Small numbers so a handful of requests earn a ban; a long ban so nothing expires mid-test;
+// no tarpit, so banned answers come at once (the tarpit has its own tests below).
 const POLICY = `
 block:
   - path: /xmlrpc.php
@@ -17,7 +18,7 @@ limits:
   - name: read
     methods: [GET]
     per_ip: { rate: 1/min, burst: 3 }
-escalation: { strikes: 10, window: 60s, ban: 10m, prefix_after: 2 }
+escalation: { strikes: 10, window: 60s, ban: 10m, prefix_after: 2, tarpit: 0s }
 `;
 
 describe('proxy-level bans in front of a real Apache', () => {
@@ -118,7 +119,7 @@ describe('dry run', () => {
 
   beforeAll(async () => {
     apache = await startApacheWithScripts();
-    proxy = await startTestProxy(apache.url, POLICY.replace('prefix_after: 2 }', 'prefix_after: 2, dry_run: true }'));
+    proxy = await startTestProxy(apache.url, POLICY.replace('tarpit: 0s }', 'tarpit: 0s, dry_run: true }'));
   });
 
   afterAll(async () => {
@@ -135,5 +136,76 @@ describe('dry run', () => {
       agent.destroy();
     }
     expect(proxy.logs.some((line) => line['msg'] === 'would ban (dry run)' && line['target'] === '127.51.1.1')).toBe(true);
+  });
+});
+
+describe('tarpit: a banned client waits for its answer', () => {
+  let apache: ApacheHandle;
+  let proxy: TestProxy;
+  const TARPIT_MS = 600;
+
+  beforeAll(async () => {
+    apache = await startApacheWithScripts();
+    proxy = await startTestProxy(apache.url, POLICY.replace('tarpit: 0s }', `tarpit: ${TARPIT_MS}ms, tarpit_max: 2 }`));
+    // Two blocked POSTs (5 strikes each) ban 127.53.1.1; one more address of the /24 would ban the prefix.
+    for (let i = 0; i < 2; i++) await request(proxy.url, { method: 'POST', path: '/xmlrpc.php', body: 'x', localAddress: '127.53.1.1' }).catch(() => undefined);
+    expect(proxy.logs.some((line) => line['msg'] === 'banned' && line['target'] === '127.53.1.1')).toBe(true);
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await apache?.stop();
+  });
+
+  async function heldNow(): Promise<number> {
+    const text = await proxy.running.registry.metrics();
+    return Number(/^portcullis_tarpit_connections (\d+)$/m.exec(text)?.[1]);
+  }
+
+  /** A request that records when it was answered; `hangUp()` drops it unanswered. */
+  function timedRequest(localAddress: string): { answered: Promise<{ status: number; connection: string | undefined; ms: number }>; hangUp(): void } {
+    const url = new URL(proxy.url);
+    const started = performance.now();
+    const req = http.get({ host: url.hostname, port: url.port, path: '/index.html', localAddress, agent: false });
+    const answered = new Promise<{ status: number; connection: string | undefined; ms: number }>((resolve, reject) => {
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers['connection'], ms: performance.now() - started }));
+      });
+      req.on('error', reject);
+    });
+    return { answered, hangUp: () => req.destroy() };
+  }
+
+  it('holds the answer for escalation.tarpit, then says 403 and closes; other clients are answered meanwhile', async () => {
+    const banned = timedRequest('127.53.1.1');
+    const visitor = timedRequest('127.53.9.1');
+    const visitorAnswer = await visitor.answered;
+    expect(visitorAnswer.status).toBe(200);
+    expect(await heldNow()).toBe(1);
+    const bannedAnswer = await banned.answered;
+    expect(bannedAnswer.status).toBe(403);
+    expect(bannedAnswer.connection).toBe('close');
+    expect(bannedAnswer.ms).toBeGreaterThanOrEqual(TARPIT_MS - 20);
+    expect(visitorAnswer.ms).toBeLessThan(bannedAnswer.ms);
+    expect(await heldNow()).toBe(0);
+  });
+
+  it('holds at most tarpit_max connections: past the cap a banned client is answered at once', async () => {
+    const held = [timedRequest('127.53.1.1'), timedRequest('127.53.1.1')];
+    await expect.poll(heldNow, { timeout: 2_000 }).toBe(2);
+    const third = await timedRequest('127.53.1.1').answered;
+    expect(third.status).toBe(403);
+    // Answered while the two held ones are still waiting.
+    expect(await heldNow()).toBe(2);
+    for (const request of held) expect((await request.answered).status).toBe(403);
+  });
+
+  it('a banned client that hangs up frees its place at once', async () => {
+    const held = timedRequest('127.53.1.1');
+    held.answered.catch(() => undefined);
+    await expect.poll(heldNow, { timeout: 2_000 }).toBe(1);
+    held.hangUp();
+    await expect.poll(heldNow, { timeout: TARPIT_MS / 2 }).toBe(0);
   });
 });

@@ -95,6 +95,15 @@ describe('parsePolicy', () => {
     expect(problem?.message).toContain('concurrency.queue_timeout: must be a duration like 2s');
   });
 
+  it('takes 0s for the tarpit (answer at once) but not a negative or unitless one', () => {
+    expect(parsePolicy('escalation: { tarpit: 0s }', 'policy.yaml').escalation.tarpit).toBe(0);
+    expect(parsePolicy('escalation: { tarpit: 1500ms }', 'policy.yaml').escalation.tarpit).toBe(1500);
+    for (const bad of ['-1s', '5']) {
+      const [problem] = problemsOf(`escalation: { tarpit: ${bad} }`);
+      expect(problem?.message).toContain('escalation.tarpit: must be a duration like 5s or 0s');
+    }
+  });
+
   it('rejects an invalid CIDR', () => {
     const [problem] = problemsOf('clients:\n  allow: ["10.0.0.0/8", "10.0.0.0/33"]\n');
     expect(problem).toMatchObject({ line: 2, col: 25 });
