@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../core/growing-lru.js';
 import type { ClientKey, IpAddress, PrefixLengths } from '../identity/client-key.js';
 import type { Ban, BanHistory } from './ban.js';
 
@@ -42,7 +43,7 @@ export class BanLedger {
 
   constructor(options: BanLedgerOptions) {
     this.#options = options;
-    this.#history = new LRUCache({ max: options.maxHistory });
+    this.#history = growingLru(options.maxHistory);
   }
 
   /** Active bans, dry-run ones included. */

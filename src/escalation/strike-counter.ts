@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../core/growing-lru.js';
 
 /** Strikes of one client in the current and the previous window. */
 interface StrikeWindows {
@@ -22,7 +23,7 @@ export class StrikeCounter {
   constructor(threshold: number, windowMs: number, maxTracked: number) {
     this.#threshold = threshold;
     this.#windowMs = windowMs;
-    this.#windows = new LRUCache({ max: maxTracked });
+    this.#windows = growingLru(maxTracked);
   }
 
   /** Adds `weight` strikes to `key`; true when that reaches the threshold, which starts the count over. */

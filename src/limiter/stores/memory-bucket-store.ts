@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { growingLru } from '../../core/growing-lru.js';
 import type { BucketLayout } from '../bucket-spec.js';
 import { ADMITTED, type BucketStore, type BucketTake, type TakeOutcome } from '../bucket-store.js';
 import { canPay, msUntilAffordable, refilledTokens } from '../token-bucket.js';
@@ -47,8 +48,7 @@ export class MemoryBucketStore implements BucketStore {
     // the oldest key and frees that one's.
     this.#maxRows = maxTracked + 1;
     this.#levels = new Float64Array(Math.min(INITIAL_SLOTS, this.#maxRows) * this.#width);
-    this.#rows = new LRUCache({
-      max: maxTracked,
+    this.#rows = growingLru(maxTracked, {
       dispose: (row) => {
         this.#perScope[this.#layoutOfRow(row).scope]--;
         this.#freeRows.push(row);
