@@ -3,11 +3,11 @@
  * through nginx with a `limit_req` policy that never triggers, through
  * portcullis with no policy (pure forwarding) and through portcullis with a
  * full policy that never refuses (every GET pays six buckets, blocks are
- * matched). Configurations are interleaved (A B C D A B C D …) and medians
+ * matched). Configurations are interleaved, each round rotated (A B C D, B C D A, …), and medians
  * reported, because the machine is shared and noisy. wrk runs on CPU 0, each
  * proxy on CPU 1 (taskset), loopback only, every run bounded.
  *
- *   npm run build && npx tsx bench/load.ts [--rounds 3] [--duration 10] [--connections 50]
+ *   npm run build && npx tsx bench/load.ts [--rounds 7] [--duration 5] [--connections 50]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { cpuSeconds, hasTool, pinned, requireTool, startChild, waitForHttp } fro
 import { startNginx } from './support/nginx-peer.js';
 import { runWrk, type WrkRun } from './support/wrk.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '50' } } });
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
 const connections = Number(values.connections);
@@ -93,16 +93,18 @@ interface Row {
 async function measure(originName: string, originPort: number, path: string, dir: string): Promise<Row[]> {
   const children: { stop(): Promise<void> }[] = [];
   try {
+    /** A configuration under test: `start()` readies it for one measured run. */
     interface Target {
       name: string;
       url: string;
-      pid: () => number[];
+      start(): Promise<{ pids(): number[]; stop(): Promise<void> }>;
     }
-    const targets: Target[] = [{ name: `direct to ${originName}`, url: `http://127.0.0.1:${originPort}${path}`, pid: () => [] }];
+    const persistent = (pids: () => number[]) => async () => ({ pids, stop: async () => {} });
+    const targets: Target[] = [{ name: `direct to ${originName}`, url: `http://127.0.0.1:${originPort}${path}`, start: persistent(() => []) }];
     if (hasTool('nginx')) {
       const nginx = await startNginx(dir, ports.nginx, NGINX_HTTP(originPort));
       children.push(nginx);
-      targets.push({ name: 'nginx limit_req', url: `http://127.0.0.1:${ports.nginx}${path}`, pid: () => nginx.pids() });
+      targets.push({ name: 'nginx limit_req', url: `http://127.0.0.1:${ports.nginx}${path}`, start: persistent(() => nginx.pids()) });
     } else {
       console.log('bench: nginx is not installed, so the nginx limit_req peer is skipped. Install it with: sudo apt-get install nginx');
     }
@@ -112,24 +114,42 @@ async function measure(originName: string, originPort: number, path: string, dir
     ] as const) {
       const file = join(dir, `policy-${port}.yaml`);
       await writeFile(file, portcullisPolicy(dir, originPort, port, adminPort, body));
-      const proxy = startChild(...pinned(1, process.execPath, [CLI, 'serve', '--config', file]), { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
-      children.push(proxy);
-      await waitForHttp(`http://127.0.0.1:${port}/`);
-      targets.push({ name, url: `http://127.0.0.1:${port}${path}`, pid: () => [proxy.child.pid as number] });
+      const url = `http://127.0.0.1:${port}${path}`;
+      // A fresh process per run, alone on its CPU: with two proxies kept
+      // running side by side, whichever started first measured ~20 % slower
+      // even with identical policies.
+      targets.push({
+        name,
+        url,
+        async start() {
+          const proxy = startChild(...pinned(1, process.execPath, [CLI, 'serve', '--config', file]), { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
+          await waitForHttp(`http://127.0.0.1:${port}/`);
+          await runWrk({ url, connections, durationS: 2, cpu: 0 });
+          return { pids: () => [proxy.child.pid as number], stop: () => proxy.stop() };
+        },
+      });
     }
 
-    // Warm-up: JIT, connection pools.
-    for (const target of targets) await runWrk({ url: target.url, connections, durationS: 2, cpu: 0 });
+    // Warm-up of the long-running ones (JIT, connection pools); a proxy warms up at each start.
+    for (const target of targets.slice(0, 2)) await runWrk({ url: target.url, connections, durationS: 2, cpu: 0 });
 
     const runs = new Map<string, (WrkRun & { cpuUsPerRequest: number })[]>(targets.map((target) => [target.name, []]));
     for (let round = 1; round <= rounds; round++) {
-      for (const target of targets) {
-        const pids = target.pid();
-        const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-        const run = await runWrk({ url: target.url, connections, durationS, cpu: 0 });
-        const used = target.pid().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
-        runs.get(target.name)?.push({ ...run, cpuUsPerRequest: pids.length === 0 ? Number.NaN : (used / run.requests) * 1e6 });
-        console.log(`${originName}, round ${round}/${rounds}, ${target.name}: ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms.toFixed(2)} ms${run.errors > 0 ? `, ${run.errors} errors` : ''}`);
+      // Each round starts one configuration later (A B C D, B C D A, …), so no
+      // configuration always runs right after the same one.
+      const shift = (round - 1) % targets.length;
+      for (const target of [...targets.slice(shift), ...targets.slice(0, shift)]) {
+        const running = await target.start();
+        try {
+          const pids = running.pids();
+          const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+          const run = await runWrk({ url: target.url, connections, durationS, cpu: 0 });
+          const used = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
+          runs.get(target.name)?.push({ ...run, cpuUsPerRequest: pids.length === 0 ? Number.NaN : (used / run.requests) * 1e6 });
+          console.log(`${originName}, round ${round}/${rounds}, ${target.name}: ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms.toFixed(2)} ms${run.errors > 0 ? `, ${run.errors} errors` : ''}`);
+        } finally {
+          await running.stop();
+        }
       }
     }
     return targets.map((target) => {
