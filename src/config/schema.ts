@@ -306,7 +306,9 @@ const escalation = z
     /** Status the proxy answers banned clients with (those it still sees, e.g. behind a CDN). */
     status: httpStatus.default(403),
     /** How long the proxy holds a banned client's request before answering it; 0s answers at once. */
-    tarpit: durationOrZeroMs('5s').default(5_000),
+    tarpit: durationOrZeroMs('5s')
+      .refine((ms) => ms <= 300_000, { error: 'must be at most 5m: a longer hold ties up sockets and slows a flooder no further' })
+      .default(5_000),
     /** Connections held by the tarpit at once; past it, banned clients are answered at once. */
     tarpit_max: positiveInt().default(1_000),
     /** Most bans active at once (kernel set size); beyond it a ban is an error, logged and counted. ~300 bytes each. */

@@ -1,4 +1,9 @@
-import type { ServerResponse } from 'node:http';
+/** What the tarpit holds: a response, or a raw socket for an upgrade request. Either says when the client is gone. */
+export interface HeldConnection {
+  readonly closed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
 
 /**
  * Holds the answer to a banned client for a while before sending it (HAProxy's
@@ -28,23 +33,29 @@ export class BanTarpit {
     return this.#held;
   }
 
-  /** Calls `answer` after the delay, or at once when the delay is 0 or the cap is reached; never if the client leaves first. */
-  answer(res: ServerResponse, answer: () => void): void {
-    if (this.#delayMs === 0 || this.#held >= this.#max || res.closed) {
-      answer();
+  /**
+   * Calls `answer` with the time it was held, after the delay, or at once when
+   * the delay is 0, the cap is reached or `connection` is null (a pipelined
+   * request queued behind the one being held: its answer waits behind that
+   * one anyway, and the connection closes with it). Never if the client leaves first.
+   */
+  answer(connection: HeldConnection | null, answer: (heldMs: number) => void): void {
+    if (this.#delayMs === 0 || this.#held >= this.#max || connection === null || connection.closed) {
+      answer(0);
       return;
     }
     this.#held++;
+    const delayMs = this.#delayMs;
     const release = () => {
       this.#held--;
       clearTimeout(timer);
-      res.off('close', release);
+      connection.off('close', release);
     };
     // unref: a held flooder must not keep a stopping process alive.
     const timer = setTimeout(() => {
       release();
-      answer();
-    }, this.#delayMs).unref();
-    res.once('close', release);
+      answer(delayMs);
+    }, delayMs).unref();
+    connection.once('close', release);
   }
 }

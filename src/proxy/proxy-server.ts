@@ -159,7 +159,10 @@ export class ProxyServer {
     const decision = engine.decide(request, decidedMs);
     observer.decided(request, decision, decidedMs);
     if (decision.action === 'ban') {
-      this.#tarpit.answer(res, () => writeRefusal(res, decision));
+      // Held per connection: a response queued behind another (pipelining) has no socket yet.
+      this.#tarpit.answer(res.socket === null ? null : res, (heldMs) =>
+        writeRefusal(res, { ...decision, retryAfterMs: decision.retryAfterMs - heldMs }),
+      );
       return;
     }
     if (decision.action !== 'allow') {
@@ -228,7 +231,10 @@ export class ProxyServer {
     this.#parts.observer.decided(request, decision, decidedMs);
     if (decision.action !== 'allow') {
       const status = decision.status;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Refused'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      const refuse = () => socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Refused'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      // An Upgrade header must not be a way around the tarpit.
+      if (decision.action === 'ban') this.#tarpit.answer(socket, refuse);
+      else refuse();
       return;
     }
     // A WebSocket lives for minutes and is not an Apache worker doing PHP, so it

@@ -1,5 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,6 +200,36 @@ describe('tarpit: a banned client waits for its answer', () => {
     // Answered while the two held ones are still waiting.
     expect(await heldNow()).toBe(2);
     for (const request of held) expect((await request.answered).status).toBe(403);
+  });
+
+  /** Writes `text` on a new connection from `localAddress`; resolves with all it got back once the proxy closes it. */
+  function rawExchange(localAddress: string, text: string): Promise<string> {
+    const url = new URL(proxy.url);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: url.hostname, port: Number(url.port), localAddress }, () => socket.write(text));
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      socket.on('error', reject);
+      socket.setTimeout(5_000, () => socket.destroy(new Error('no close within 5 s')));
+    });
+  }
+
+  it('holds a connection once however many requests are pipelined on it, and answers one 403 before closing', async () => {
+    const request = 'GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n';
+    const exchange = rawExchange('127.53.1.1', request.repeat(5));
+    await expect.poll(heldNow, { timeout: 2_000 }).toBe(1);
+    const answer = await exchange;
+    expect(answer.match(/^HTTP\/1\.1 403 /gm)).toHaveLength(1);
+    expect(answer).toMatch(/^connection: close$/im);
+    expect(await heldNow()).toBe(0);
+  });
+
+  it('holds an Upgrade request from a banned client too', async () => {
+    const exchange = rawExchange('127.53.1.1', 'GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    await expect.poll(heldNow, { timeout: 2_000 }).toBe(1);
+    expect(await exchange).toMatch(/^HTTP\/1\.1 403 /);
+    expect(await heldNow()).toBe(0);
   });
 
   it('a banned client that hangs up frees its place at once', async () => {

@@ -95,9 +95,10 @@ describe('parsePolicy', () => {
     expect(problem?.message).toContain('concurrency.queue_timeout: must be a duration like 2s');
   });
 
-  it('takes 0s for the tarpit (answer at once) but not a negative or unitless one', () => {
+  it('takes 0s for the tarpit (answer at once) but not a negative, unitless or overlong one', () => {
     expect(parsePolicy('escalation: { tarpit: 0s }', 'policy.yaml').escalation.tarpit).toBe(0);
     expect(parsePolicy('escalation: { tarpit: 1500ms }', 'policy.yaml').escalation.tarpit).toBe(1500);
+    expect(problemsOf('escalation: { tarpit: 6m }')[0]?.message).toContain('escalation.tarpit: must be at most 5m');
     for (const bad of ['-1s', '5']) {
       const [problem] = problemsOf(`escalation: { tarpit: ${bad} }`);
       expect(problem?.message).toContain('escalation.tarpit: must be a duration like 5s or 0s');
