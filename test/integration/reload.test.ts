@@ -76,6 +76,29 @@ describe('policy reload', () => {
     }
   });
 
+  it('applies a new escalation.tarpit to banned clients without a restart', async () => {
+    const banning = (tarpit: string) => `${BASE}block:\n  - path: /xmlrpc.php\n    strikes: 5\nescalation: { strikes: 10, window: 60s, ban: 10m, tarpit: ${tarpit} }\n`;
+    const proxy = await startTestProxy(apache.url, banning('0s'));
+    try {
+      for (let i = 0; i < 2; i++) await request(proxy.url, { method: 'POST', path: '/xmlrpc.php', body: 'x', localAddress: '127.0.52.1' }).catch(() => undefined);
+      const timed = async () => {
+        const started = performance.now();
+        const { status } = await request(proxy.url, { path: '/index.html', localAddress: '127.0.52.1' });
+        return { status, ms: performance.now() - started };
+      };
+      const before = await timed();
+      expect(before.status).toBe(403);
+      expect(before.ms).toBeLessThan(700);
+      await proxy.writePolicy(banning('700ms'));
+      expect(await proxy.running.reload('test')).toEqual({ ok: true, restartNeeded: [] });
+      const after = await timed();
+      expect(after.status).toBe(403);
+      expect(after.ms).toBeGreaterThanOrEqual(680);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('rejects an invalid file with FILE:LINE:COL, counts the failure and keeps the running policy', async () => {
     const proxy = await startTestProxy(apache.url, WITH_BLOCK);
     try {
