@@ -108,6 +108,8 @@ async function measure(originName: string, originPort: number, path: string, dir
     } else {
       console.log('bench: nginx is not installed, so the nginx limit_req peer is skipped. Install it with: sudo apt-get install nginx');
     }
+    // Origin and nginx run throughout; each portcullis run starts its own process.
+    const longRunning = [...targets];
     for (const [name, port, adminPort, body] of [
       ['portcullis, no policy', ports.bare, 19_482, 'limits: []\n'],
       ['portcullis, full policy', ports.full, 19_483, FULL_POLICY],
@@ -131,7 +133,7 @@ async function measure(originName: string, originPort: number, path: string, dir
     }
 
     // Warm-up of the long-running ones (JIT, connection pools); a proxy warms up at each start.
-    for (const target of targets.slice(0, 2)) await runWrk({ url: target.url, connections, durationS: 2, cpu: 0 });
+    for (const target of longRunning) await runWrk({ url: target.url, connections, durationS: 2, cpu: 0 });
 
     const runs = new Map<string, (WrkRun & { cpuUsPerRequest: number })[]>(targets.map((target) => [target.name, []]));
     for (let round = 1; round <= rounds; round++) {

@@ -36,22 +36,13 @@ export function describe(input: unknown): string {
   return JSON.stringify(input);
 }
 
-const durationMs = (example: string) =>
-  text(`a duration like ${example}`).transform((value, ctx) => {
+/** A duration in milliseconds; positive, or 0 too when `zero` says what 0 means. */
+const durationMs = (example: string, zero?: string) =>
+  text(zero ? `a duration like ${example} or 0s` : `a duration like ${example}`).transform((value, ctx) => {
     const ms = parseDurationMs(value);
-    if (ms === null || ms <= 0) {
-      ctx.issues.push({ code: 'custom', input: value, message: `must be a positive duration like ${example} (units: ms, s, m, h, d, w), got ${describe(value)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-/** Like durationMs, but 0 (off) is allowed. */
-const durationOrZeroMs = (example: string) =>
-  text(`a duration like ${example} or 0s`).transform((value, ctx) => {
-    const ms = parseDurationMs(value);
-    if (ms === null) {
-      ctx.issues.push({ code: 'custom', input: value, message: `must be a duration like ${example} or 0s for none (units: ms, s, m, h, d, w), got ${describe(value)}` });
+    if (ms === null || (ms === 0 && !zero)) {
+      const shape = zero ? `a duration like ${example} or 0s for ${zero}` : `a positive duration like ${example}`;
+      ctx.issues.push({ code: 'custom', input: value, message: `must be ${shape} (units: ms, s, m, h, d, w), got ${describe(value)}` });
       return z.NEVER;
     }
     return ms;
@@ -306,7 +297,7 @@ const escalation = z
     /** Status the proxy answers banned clients with (those it still sees, e.g. behind a CDN). */
     status: httpStatus.default(403),
     /** How long the proxy holds a banned client's request before answering it; 0s answers at once. */
-    tarpit: durationOrZeroMs('5s')
+    tarpit: durationMs('5s', 'none')
       .refine((ms) => ms <= 300_000, { error: 'must be at most 5m: a longer hold ties up sockets and slows a flooder no further' })
       .default(5_000),
     /** Connections held by the tarpit at once; past it, banned clients are answered at once. */

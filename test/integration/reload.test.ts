@@ -88,12 +88,12 @@ describe('policy reload', () => {
       };
       const before = await timed();
       expect(before.status).toBe(403);
-      expect(before.ms).toBeLessThan(700);
-      await proxy.writePolicy(banning('700ms'));
+      expect(before.ms).toBeLessThan(1_500);
+      await proxy.writePolicy(banning('1500ms'));
       expect(await proxy.running.reload('test')).toEqual({ ok: true, restartNeeded: [] });
       const after = await timed();
       expect(after.status).toBe(403);
-      expect(after.ms).toBeGreaterThanOrEqual(680);
+      expect(after.ms).toBeGreaterThanOrEqual(1_480);
     } finally {
       await proxy.close();
     }
