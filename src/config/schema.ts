@@ -319,6 +319,12 @@ const admin = z.strictObject({
    * PORTCULLIS_ADMIN_TOKEN overrides it). Absent: such calls are refused.
    */
   token_file: text('a file path').optional(),
+  /**
+   * Host names (and `name:port`) the admin API answers besides its own listen
+   * address and `localhost`, e.g. `web1:9181` for a remote Prometheus. Any other
+   * `Host` is refused, so a web page cannot reach the API by DNS rebinding.
+   */
+  allowed_hosts: z.array(text('a host name like web1 or web1:9181')).default([]),
 });
 
 const webhookUrl = text('a URL like https://hooks.example.com/portcullis').refine(
