@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   PC_ERR_FIREWALL_UNAVAILABLE: 'The firewall backend cannot be used (tool missing or no CAP_NET_ADMIN); bans are enforced by the proxy only.',
   PC_ERR_FIREWALL_COMMAND: 'A firewall command failed; the ban stays enforced by the proxy and the command is counted as a failure.',
   PC_ERR_STATE_FILE: 'The ban state file could not be read or written; a corrupt file is kept aside and portcullis starts without it.',
+  PC_ERR_STATE_ENTRY: 'One entry of the ban state file is not valid (bad target, prefix, family, scope, times or fields); that entry is skipped and logged, the others are restored.',
   PC_ERR_ADMIN_TOKEN: 'The admin token could not be read from admin.token_file, or is too short to be safe (16 characters at least).',
   PC_ERR_ADMIN_REQUEST: 'The admin API refused a request: bad input, unknown route, or a missing or wrong bearer token. The JSON body says which.',
   PC_ERR_ADMIN_UNREACHABLE: 'The CLI could not reach the admin API: is portcullis running, and is --admin (or admin.listen) right?',

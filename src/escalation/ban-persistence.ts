@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Ban } from './ban.js';
 import type { BanLedger } from './ban-ledger.js';
-import type { BanState, BanStateFile } from './ban-state-file.js';
+import type { BanState, BanStateFile, LoadedBanState, SkippedEntry } from './ban-state-file.js';
 
 /** The wall clock, for turning monotonic times into times a file can keep. */
 export interface WallClock {
@@ -11,6 +11,12 @@ export interface WallClock {
 }
 
 export const systemWallClock: WallClock = { epochMs: () => Date.now() };
+
+/**
+ * Skipped entries logged one line each; the rest are only counted in the
+ * summary. A file of a million bad entries must not become a million log lines.
+ */
+const MAX_SKIPPED_LINES = 20;
 
 /**
  * Keeps the state file in step with the ledger: every change schedules a
@@ -39,16 +45,20 @@ export class BanPersistence {
    * Loads the file into the ledger, dropping expired bans (their history is
    * kept), and starts following the ledger. Returns how many bans were restored.
    * A damaged file is logged (it has been moved aside) and the ledger starts empty.
+   * A bad entry (see checkSavedBan) is skipped and logged with its list, index,
+   * target and why (PC_ERR_STATE_ENTRY); every good entry is still restored.
    */
   async restore(): Promise<number> {
-    let state: BanState | null = null;
+    let loaded: LoadedBanState | null = null;
     try {
-      state = await this.#file.load();
+      loaded = await this.#file.load(this.#wall.epochMs());
     } catch (error) {
       this.#logger.error({ err: error, code: (error as { code?: string }).code }, (error as Error).message);
     }
     let restored = 0;
-    if (state !== null) {
+    if (loaded !== null) {
+      const { state } = loaded;
+      let full = 0;
       const toMono = this.#toMonotonic();
       for (const entry of state.history) this.#ledger.restoreHistory(entry.target, { bans: entry.bans, lastEndMs: toMono(entry.lastEndAt) });
       const nowMs = this.#clock.nowMs();
@@ -57,7 +67,9 @@ export class BanPersistence {
         if (ban.expiresMs <= nowMs) continue;
         // Restoring is not a new ban: its history entry came with the file.
         if (this.#ledger.add(ban)) restored++;
+        else full++;
       }
+      this.#report(loaded, restored, full);
     }
     this.#unsubscribe = this.#ledger.onChange((change) => {
       if (change.kind !== 'full') void this.schedule();
@@ -65,6 +77,29 @@ export class BanPersistence {
     // Write once now: an unwritable state_dir is reported at start, not at the first ban.
     await this.schedule();
     return restored;
+  }
+
+  /** Logs what a restore left out: each skipped entry (up to MAX_SKIPPED_LINES), then one summary. */
+  #report(loaded: LoadedBanState, restored: number, full: number): void {
+    const { skipped, keptAt } = loaded;
+    const path = this.#file.path;
+    for (const entry of skipped.slice(0, MAX_SKIPPED_LINES)) this.#logSkipped(entry, path);
+    if (skipped.length > 0) {
+      const more = skipped.length > MAX_SKIPPED_LINES ? ` (the first ${MAX_SKIPPED_LINES} are logged above)` : '';
+      const kept = keptAt === null ? 'could not keep a copy of the file' : `the file as it was is kept at ${keptAt}`;
+      this.#logger.warn(
+        { code: 'PC_ERR_STATE_ENTRY', path, skipped: skipped.length, restored, keptAt },
+        `skipped ${skipped.length} bad entries of ${path}${more} and restored the rest; ${kept}`,
+      );
+    }
+    if (full > 0) {
+      this.#logger.error({ path, notRestored: full, restored }, `${full} bans of ${path} were not restored: escalation.max_bans bans were already active; raise it`);
+    }
+  }
+
+  #logSkipped(entry: SkippedEntry, path: string): void {
+    const which = `${entry.list}[${entry.index}]${entry.target === null ? '' : ` (target ${JSON.stringify(entry.target)})`}`;
+    this.#logger.warn({ code: 'PC_ERR_STATE_ENTRY', path, list: entry.list, index: entry.index, target: entry.target, why: entry.why }, `skipped ${which} of ${path}: ${entry.why}`);
   }
 
   /** Asks for a write; resolves once the ledger as of now is on disk. */
