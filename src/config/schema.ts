@@ -236,6 +236,20 @@ const concurrency = z.strictObject({
   queue_timeout: durationMs('2s').default(5_000),
 });
 
+const connections = z.strictObject({
+  /**
+   * Open connections per client address (the TCP peer), idle keep-alive ones
+   * included; past it a new connection is closed at once and counts as a
+   * strike. Trusted proxies are exempt (a CDN node carries many visitors).
+   * Browsers open 6 per host; 256 leaves room for a large office behind NAT.
+   */
+  per_client_max: positiveInt().default(256),
+  /** Open client connections in total; past it new ones are closed at once (nobody is struck). Keep it below the process's file limit. */
+  max: positiveInt().default(10_000),
+  /** Upgraded (WebSocket) connections per client: once spliced they hold no upstream slot, so they have a cap of their own. */
+  upgraded_per_client_max: positiveInt().default(16),
+});
+
 const timeouts = z.strictObject({
   /** Time for a client to send its request headers (slowloris guard). */
   client_headers: durationMs('10s').default(10_000),
@@ -368,6 +382,7 @@ export const policySchema = z
     limits: z.array(limitRule).default([]),
     block: z.array(blockRule).default([]),
     concurrency: concurrency.prefault({}),
+    connections: connections.prefault({}),
     escalation: escalation.prefault({}),
     /** Where portcullis keeps state that must survive a restart (active bans, ban history). */
     state_dir: text('a directory path').default('/var/lib/portcullis'),

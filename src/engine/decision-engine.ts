@@ -15,8 +15,16 @@ const PATH_CACHE_MAX = 4_096;
 export interface RequestFacts {
   readonly client: ClientKey;
   readonly method: string;
-  /** The request-target as sent (`/path?query`), before any normalisation. */
+  /** The request-target as forwarded (`/path?query`), before any normalisation. */
   readonly target: string;
+  /** Set when the proxy found the request's framing malformed (see request-framing.ts): refused like a bad target. */
+  readonly malformed?: MalformedRequest;
+}
+
+/** A request the proxy cannot forward as sent, and the status Apache would answer it with. */
+export interface MalformedRequest {
+  readonly status: 400 | 501;
+  readonly reason: string;
 }
 
 /** Bans and strikes; absent when escalation is not wired (unit tests of limits alone). */
@@ -92,6 +100,7 @@ export class DecisionEngine {
 
   #evaluate(facts: RequestFacts, nowMs: number): AllowDecision | Refusal {
     const policy = this.#policy;
+    if (facts.malformed !== undefined) return { action: 'reject', status: facts.malformed.status, reason: facts.malformed.reason };
     const path = this.#normalize(facts.target);
     if (!path.ok) return { action: 'reject', status: 400, reason: path.reason };
 

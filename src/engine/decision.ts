@@ -38,10 +38,13 @@ export interface BlockDecision {
   readonly strikes: number;
 }
 
-/** Refuse as malformed: the request target is one Apache would reject too (bad percent-encoding, NUL). */
+/**
+ * Refuse as malformed: a request Apache would reject too (bad percent-encoding,
+ * NUL, two Host headers: 400; a transfer coding other than chunked: 501).
+ */
 export interface RejectDecision {
   readonly action: 'reject';
-  readonly status: 400;
+  readonly status: 400 | 501;
   readonly reason: string;
 }
 

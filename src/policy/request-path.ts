@@ -146,7 +146,7 @@ export function decodePathOnce(path: string): string | null {
  * Follows apr_uri_parse: `scheme:` then, if `//` follows, an authority that
  * ends at `/`, `?`, `#` or the end.
  */
-function absoluteFormPathStart(target: string): number {
+export function absoluteFormPathStart(target: string): number {
   const colon = target.indexOf(':');
   if (colon <= 0) return -1;
   for (let i = 0; i < colon; i++) {
@@ -157,14 +157,21 @@ function absoluteFormPathStart(target: string): number {
   let i = colon + 1;
   if (target.charCodeAt(i) === SLASH && target.charCodeAt(i + 1) === SLASH) {
     i += 2;
+    const authorityStart = i;
     while (i < target.length) {
       const c = target.charCodeAt(i);
       if (c === SLASH || c === QUESTION || c === HASH) break;
       i++;
     }
+    // The authority becomes the Host Apache sees: it must be one we can read
+    // unambiguously (no userinfo, no empty host), or the request is refused.
+    if (!AUTHORITY.test(target.slice(authorityStart, i))) return -1;
   }
   return i;
 }
+
+/** host[:port], the host a reg-name or an IP literal in brackets (RFC 3986 §3.2 less userinfo). */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]+)(?::[0-9]{1,5})?$/;
 
 /** RFC 3986: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
 function isSchemeChar(c: number, first: boolean): boolean {

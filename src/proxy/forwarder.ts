@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { OriginFormTarget } from '../policy/origin-form.js';
 import type { ForwardingIdentity } from './upstream-headers.js';
 
 /**
@@ -14,10 +15,11 @@ export type ForwardOutcome = 'ok' | 'upstream_unreachable' | 'upstream_timeout' 
  */
 export interface Forwarder {
   /**
-   * Forwards `req` and writes the upstream's answer (or a 502/504/413 of its own)
-   * to `res`. Resolves when the exchange is over; never rejects.
+   * Forwards `req` to `target` (the origin-form the policy decided on, sent
+   * byte for byte) and writes the upstream's answer (or a 502/504/413 of its
+   * own) to `res`. Resolves when the exchange is over; never rejects.
    */
-  forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity): Promise<ForwardOutcome>;
+  forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity, target: OriginFormTarget): Promise<ForwardOutcome>;
   /** Closes upstream connections once in-flight requests are done. */
   close(): Promise<void>;
 }

@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
-import type { DecisionEngine } from '../engine/decision-engine.js';
+import type { DecisionEngine, RequestFacts } from '../engine/decision-engine.js';
 import type { ClientKey } from '../identity/client-key.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
+import { toOriginForm, type OriginFormTarget } from '../policy/origin-form.js';
 import type { ClientConnections } from './client-connections.js';
 import type { AccessLog } from './access-log.js';
 import { BanTarpit } from './ban-tarpit.js';
@@ -16,9 +17,11 @@ import { bodyBytesOf, countBodyBytes } from './response-body-counter.js';
 import type { Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
-import type { UpstreamSlots } from './upstream-slots.js';
+import { findFramingProblem } from './request-framing.js';
+import type { Slot, SlotRefusal, UpstreamSlots } from './upstream-slots.js';
 import type { ForwardingIdentity } from './upstream-headers.js';
-import type { WebSocketForwarder } from './websocket-forwarder.js';
+import { refuse, type WebSocketForwarder } from './websocket-forwarder.js';
+import type { UpgradedConnections } from './upgraded-connections.js';
 
 /** What the proxy server is assembled from; see `createPortcullis` for the real wiring. */
 export interface ProxyServerParts {
@@ -28,6 +31,8 @@ export interface ProxyServerParts {
   readonly forwarder: Forwarder;
   readonly websockets: WebSocketForwarder;
   readonly connections: ClientConnections;
+  /** Spliced upgrade connections per client, capped apart from upstream slots. */
+  readonly upgraded: UpgradedConnections;
   readonly observer: RequestObserver;
   /** Apache `combined` log of forwarded requests; null: none. */
   readonly accessLog: AccessLog | null;
@@ -77,11 +82,15 @@ export class ProxyServer {
       (req, res) => void this.#handle(req, res),
     );
     this.#server.on('connection', (socket: Socket) => {
+      // Node's own listener goes when a request upgrades the socket, and a
+      // reset then would be an unhandled 'error' that ends the process. This
+      // one stays for the socket's life, in every phase.
+      socket.on('error', onSocketError);
       // this.#parts, not the constructor's: a reload may have swapped the resolver.
       const peer = this.#parts.resolver.lookupPeer(socket.remoteAddress);
       if (peer !== null) this.#parts.connections.track(socket, peer.key);
     });
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
     this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       // Malformed requests and header timeouts: answer if the socket still can, never crash.
       if (socket.writable && error.code !== 'ECONNRESET') {
@@ -148,13 +157,13 @@ export class ProxyServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { engine, slots, forwarder, clock, observer } = this.#parts;
+    const { engine, forwarder, clock, observer } = this.#parts;
     const who = this.#identify(req);
     if (who === null) {
       res.destroy();
       return;
     }
-    const request = { client: who.client, method: req.method as string, target: req.url as string };
+    const { request, origin } = facts(req, who.client);
     const decidedMs = clock.nowMs();
     const decision = engine.decide(request, decidedMs);
     observer.decided(request, decision, decidedMs);
@@ -169,36 +178,26 @@ export class ProxyServer {
       writeRefusal(res, decision);
       return;
     }
+    if (origin === null) return; // unreachable: the engine refuses what toOriginForm cannot read
+    if (origin.target === '*') {
+      // `OPTIONS *` asks about the server, not a resource: answered here, as Apache would, without a worker.
+      writePlainResponse(res, 200, 'OK', { allow: 'OPTIONS, GET, HEAD, POST, PUT, DELETE, PATCH' });
+      return;
+    }
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > this.#limits.maxBodyBytes) {
       writePlainResponse(res, 413, 'Request body too large', { connection: 'close' });
       return;
     }
 
-    let slot = slots.tryAcquire(who.client.ip);
-    if (slot === null) {
-      // A client gone already would never fire 'close' again: don't let it wait out the timeout.
-      if (res.closed) return;
-      const abort = new AbortController();
-      const onClose = () => abort.abort();
-      res.once('close', onClose);
-      const granted = await slots.wait(who.client.ip, abort.signal);
-      res.off('close', onClose);
-      if (typeof granted === 'string') {
-        if (granted !== 'cancelled') {
-          observer.notAdmitted(request, granted, clock.nowMs());
-          writePlainResponse(res, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
-        }
-        return;
-      }
-      slot = granted;
-    }
+    const slot = await this.#admit(request, res);
+    if (slot === null) return;
     const startedMs = clock.nowMs();
     const accessLog = this.#parts.accessLog;
     const arrivedEpochMs = accessLog === null ? 0 : Date.now() - (startedMs - decidedMs);
     if (accessLog !== null) countBodyBytes(res);
     try {
-      const outcome = await forwarder.forward(req, res, who.forwarding);
+      const outcome = await forwarder.forward(req, res, who.forwarding, origin);
       observer.forwarded(outcome, (clock.nowMs() - startedMs) / 1000);
       accessLog?.record({
         clientIp: who.client.ip,
@@ -219,29 +218,73 @@ export class ProxyServer {
     }
   }
 
-  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /**
+   * Waits for an upstream slot for `request`; null when none was given (the
+   * client left, or it was refused: then answered 503 here, through `respond`).
+   */
+  async #admit(request: RequestFacts, connection: ServerResponse | Duplex): Promise<Slot | null> {
+    const { slots, observer, clock } = this.#parts;
+    const slot = slots.tryAcquire(request.client.ip);
+    if (slot !== null) return slot;
+    // A client gone already would never fire 'close' again: don't let it wait out the timeout.
+    if ('closed' in connection && connection.closed) return null;
+    if (connection.destroyed) return null;
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    connection.once('close', onClose);
+    const granted: Slot | SlotRefusal = await slots.wait(request.client.ip, abort.signal);
+    connection.off('close', onClose);
+    if (typeof granted !== 'string') return granted;
+    if (granted !== 'cancelled') {
+      observer.notAdmitted(request, granted, clock.nowMs());
+      if (connection instanceof http.ServerResponse) writePlainResponse(connection, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
+      else refuse(connection, 503, 'Service Unavailable');
+    }
+    return null;
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // Node removed its error listener from this socket when the request upgraded.
+    socket.on('error', onSocketError);
     const who = this.#identify(req);
     if (who === null) {
       socket.destroy();
       return;
     }
-    const request = { client: who.client, method: req.method as string, target: req.url as string };
+    const { request, origin } = facts(req, who.client);
     const decidedMs = this.#parts.clock.nowMs();
     const decision = this.#parts.engine.decide(request, decidedMs);
     this.#parts.observer.decided(request, decision, decidedMs);
     if (decision.action !== 'allow') {
       const status = decision.status;
-      const refuse = () => socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Refused'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      const answer = () => refuse(socket, status, http.STATUS_CODES[status] ?? 'Refused');
       // An Upgrade header must not be a way around the tarpit.
-      if (decision.action === 'ban') this.#tarpit.answer(socket, refuse);
-      else refuse();
+      if (decision.action === 'ban') this.#tarpit.answer(socket, answer);
+      else answer();
       return;
     }
-    // A WebSocket lives for minutes and is not an Apache worker doing PHP, so it
-    // does not hold an upstream slot (it would starve page requests if it did).
+    if (origin === null || origin.target === '*') {
+      refuse(socket, 400, 'Bad Request');
+      return;
+    }
+    // A spliced connection lives for minutes and is no Apache worker doing
+    // PHP, so once upgraded it holds no upstream slot (it would starve page
+    // requests); it counts against its own per-client cap instead.
+    const { upgraded, websockets } = this.#parts;
+    if (!upgraded.tryOpen(who.client.ip, socket)) {
+      refuse(socket, 503, 'Service Unavailable');
+      return;
+    }
+    // The handshake itself is a request Apache works on (PHP answers it): it holds a slot like any other.
+    const slot = await this.#admit(request, socket);
+    if (slot === null) return;
     this.#upgraded.add(socket);
     socket.once('close', () => this.#upgraded.delete(socket));
-    this.#parts.websockets.forward(req, socket, head, who.forwarding);
+    try {
+      await websockets.forward(req, socket, head, who.forwarding, origin);
+    } finally {
+      slot.release();
+    }
   }
 
   #identify(req: IncomingMessage): { client: ClientKey; forwarding: ForwardingIdentity } | null {
@@ -251,4 +294,22 @@ export class ProxyServer {
     const client = resolver.resolveFromPeer(peer, req.headers['x-forwarded-for']);
     return { client, forwarding: { clientIp: client.ip, peerIp: peer.key.ip, peerTrusted: peer.trusted } };
   }
+}
+
+/** Resets and timeouts are a client's normal behaviour: nothing to log, and never a crash. */
+function onSocketError(): void {}
+
+/**
+ * The facts the engine decides on: the target as it will be forwarded
+ * (origin-form, see toOriginForm), and what in the request's framing Apache
+ * would refuse. A target toOriginForm cannot read goes to the engine as sent,
+ * which refuses it (400, a strike).
+ */
+function facts(req: IncomingMessage, client: ClientKey): { request: RequestFacts; origin: OriginFormTarget | null } {
+  const raw = req.url as string;
+  const origin = toOriginForm(raw);
+  const malformed = findFramingProblem(req);
+  const target = origin === null ? raw : origin.target;
+  const request: RequestFacts = malformed === null ? { client, method: req.method as string, target } : { client, method: req.method as string, target, malformed };
+  return { request, origin };
 }

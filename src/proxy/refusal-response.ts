@@ -18,7 +18,7 @@ export function writeRefusal(res: ServerResponse, decision: LimitDecision | Bloc
       return;
     case 'reject':
       // Apache would answer 400 too; closing keeps a garbage-sending client from reusing the connection.
-      writePlainResponse(res, 400, 'Bad request', { connection: 'close' });
+      writePlainResponse(res, decision.status, decision.status === 501 ? 'Not implemented' : 'Bad request', { connection: 'close' });
       return;
   }
 }

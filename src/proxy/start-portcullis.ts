@@ -27,6 +27,7 @@ import { ProxyServer, type ProxyServerLimits } from './proxy-server.js';
 import { RequestObserver } from './request-observer.js';
 import { UndiciForwarder } from './undici-forwarder.js';
 import { probeUpstream } from './upstream-probe.js';
+import { UpgradedConnections } from './upgraded-connections.js';
 import { UpstreamSlots, type UpstreamSlotsOptions } from './upstream-slots.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
 
@@ -109,14 +110,15 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     bodyTimeoutMs: config.timeouts.upstream_body,
     maxBodyBytes: config.request.max_body,
   });
-  const websockets = new WebSocketForwarder(config.upstream, logger);
+  const websockets = new WebSocketForwarder({ upstream: config.upstream, handshakeTimeoutMs: config.timeouts.upstream_headers }, logger);
   const connections = new ClientConnections();
+  const upgraded = new UpgradedConnections(config.connections.upgraded_per_client_max);
   escalation.ledger.onChange((change) => {
     if (change.kind === 'added' && !change.ban.dryRun) connections.closeCovered(change.ban);
   });
   const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, logger, registry);
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, policy, clock, logger), slots, forwarder, websockets, connections, observer, accessLog, clock, logger },
+    { engine, resolver: createResolver(config, policy, clock, logger), slots, forwarder, websockets, connections, upgraded, observer, accessLog, clock, logger },
     serverLimits(config),
   );
 
@@ -131,6 +133,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     server.setResolver(resolver);
     server.setLimits(serverLimits(effective));
     slots.reconfigure(slotOptions(effective));
+    upgraded.configure(effective.connections.upgraded_per_client_max);
     escalation.reconfigure(effective);
     alerts.setConfig(effective.alerts);
     config = effective;

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream';
 import { Pool, errors } from 'undici';
 import { BodyLimit, BodyTooLargeError } from './body-limit.js';
 import { ClientGoneSignal } from './client-gone-signal.js';
+import type { OriginFormTarget } from '../policy/origin-form.js';
 import type { ForwardOutcome, Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { buildClientHeaders, buildUpstreamHeaders, type ForwardingIdentity } from './upstream-headers.js';
@@ -44,7 +45,7 @@ export class UndiciForwarder implements Forwarder {
     });
   }
 
-  async forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity): Promise<ForwardOutcome> {
+  async forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity, target: OriginFormTarget): Promise<ForwardOutcome> {
     const clientGone = new ClientGoneSignal();
     const onClientGone = () => {
       if (!res.writableFinished) clientGone.abort();
@@ -59,9 +60,9 @@ export class UndiciForwarder implements Forwarder {
       body = limit;
     }
     const options = {
-      path: originForm(req.url as string),
+      path: target.target,
       method: req.method as string,
-      headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, who),
+      headers: buildUpstreamHeaders(req.rawHeaders, req.headers.connection, who, target.authority),
       body: body as never,
       signal: clientGone as never,
       opaque: res,
@@ -131,14 +132,6 @@ function isStaleConnection(error: unknown): boolean {
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/** Turns an absolute-form target (`http://host/p?q`, as sent to forward proxies) into origin-form. */
-function originForm(target: string): string {
-  if (target.startsWith('/')) return target;
-  if (target === '*') return '*';
-  const url = URL.canParse(target) ? new URL(target) : null;
-  return url ? `${url.pathname}${url.search}` : '/';
 }
 
 function isClientAbort(error: unknown): boolean {

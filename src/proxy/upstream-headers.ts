@@ -10,33 +10,52 @@ export interface ForwardingIdentity {
   readonly peerTrusted: boolean;
 }
 
-/** Headers portcullis sets itself; a client's own copies are dropped unless its peer is trusted. */
+/** Headers portcullis sets itself: a client's `Connection` cannot nominate them away, and untrusted copies are dropped. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-real-ip']);
+
+/**
+ * Headers that name the client or the host it asked for, which applications
+ * (WordPress plugins among them) read for the client address and for the host
+ * in password-reset links. Only a trusted proxy may say these; from anyone
+ * else they are dropped. Any `X-Forwarded-*` counts too.
+ */
+const IDENTITY = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'cf-connecting-ip', 'true-client-ip', 'x-cluster-client-ip', 'fastly-client-ip']);
+
+function isIdentityHeader(lower: string): boolean {
+  return IDENTITY.has(lower) || lower.startsWith('x-forwarded-');
+}
 
 /**
  * Builds the header list sent upstream from the client's raw headers (a flat
  * [name, value, ...] array, so duplicates and order survive): hop-by-hop headers
- * go, Host stays, and X-Forwarded-For / X-Real-IP / X-Forwarded-Proto say who
- * the client is so Apache's mod_remoteip logs the real address. A client that
- * is not a trusted proxy cannot put words in Apache's log: its forwarding
- * headers are discarded, not extended.
+ * go, Host stays (or becomes `authority`, the host of an absolute-form target,
+ * which is what Apache picks the vhost by), and X-Forwarded-For / X-Real-IP /
+ * X-Forwarded-Proto say who the client is so Apache's mod_remoteip logs the real
+ * address. A client that is not a trusted proxy cannot put words in Apache's
+ * log: its identity headers are discarded, not extended.
  */
-export function buildUpstreamHeaders(rawHeaders: readonly string[], connection: string | string[] | undefined, who: ForwardingIdentity): string[] {
+export function buildUpstreamHeaders(rawHeaders: readonly string[], connection: string | string[] | undefined, who: ForwardingIdentity, authority: string | null = null): string[] {
   const nominated = connectionNominated(connection);
-  const out: string[] = [];
+  const out: string[] = authority === null ? [] : ['host', authority];
   let forwardedFor: string | null = null;
   let forwardedProto: string | null = null;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
     const lower = name.toLowerCase();
-    if (isHopByHop(lower, nominated)) continue;
+    if (lower === 'host') {
+      // `Connection: close, host` must not strip the vhost Apache serves.
+      if (authority === null) out.push(name, value);
+      continue;
+    }
     if (FORWARDING.has(lower)) {
       if (!who.peerTrusted) continue;
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
       else if (lower === 'x-forwarded-proto') forwardedProto ??= value;
       continue;
     }
+    if (isHopByHop(lower, nominated)) continue;
+    if (!who.peerTrusted && isIdentityHeader(lower)) continue;
     out.push(name, value);
   }
   out.push(

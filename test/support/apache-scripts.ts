@@ -14,6 +14,12 @@ export const SCRIPTS: Readonly<Record<string, string>> = {
 printf 'Content-Type: text/plain\\r\\n\\r\\n'
 printf 'method=%s length=%s\\n' "$REQUEST_METHOD" "$(cat | wc -c)"
 `,
+  // Reports the request line's target and every request header as Apache's CGI environment has it (HTTP_*).
+  'env.cgi': `#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+printf 'REQUEST_URI=%s\\n' "$REQUEST_URI"
+env | grep '^HTTP_' | sort
+`,
   // Sleeps for the number of seconds in the query string (?1.5), then answers.
   'slow.cgi': `#!/bin/sh
 case "$QUERY_STRING" in *[!0-9.]*|'') s=1 ;; *) s="$QUERY_STRING" ;; esac

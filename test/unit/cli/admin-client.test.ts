@@ -122,7 +122,7 @@ describe('readAdminSection', () => {
   it('still reads a valid admin section when the rest of the policy is invalid (the reason to run reload)', async () => {
     const file = join(dir, 'half-broken.yaml');
     await writeFile(file, 'limits: 5\nadmin:\n  listen: "127.0.0.1:9300"\n');
-    expect(await readAdminSection(file)).toEqual({ listen: '127.0.0.1:9300' });
+    expect(await readAdminSection(file)).toEqual({ listen: '127.0.0.1:9300', allowed_hosts: [] });
   });
 
   it('reports the policy problems as FILE:LINE:COL when the admin section itself is wrong', async () => {

@@ -110,7 +110,7 @@ describe('normalizeRequestPath: absolute-form and *', () => {
   it.each([
     ['http://x/xmlrpc.php', ['/xmlrpc.php']],
     ['HTTP://x/xmlrpc.php', ['/xmlrpc.php']],
-    ['https://user@x:8443/xmlrpc.php?q', ['/xmlrpc.php']],
+    ['https://x:8443/xmlrpc.php?q', ['/xmlrpc.php']],
     ['http://x//xmlrpc.php', ['/xmlrpc.php']],
     ['http://x/./a/../xmlrpc.php', ['/xmlrpc.php']],
     ['http://x/%78mlrpc.php', ['/xmlrpc.php']],
@@ -128,6 +128,9 @@ describe('normalizeRequestPath: refused targets (Apache answers 400, or 404 for 
   it.each([
     ['', REQUEST_PATH_REASONS.badForm],
     ['xmlrpc.php', REQUEST_PATH_REASONS.badForm],
+    // The authority becomes the Host Apache sees: userinfo or an empty host is refused, never guessed.
+    ['https://user@x:8443/xmlrpc.php', REQUEST_PATH_REASONS.badForm],
+    ['http:///xmlrpc.php', REQUEST_PATH_REASONS.badForm],
     ['\\xmlrpc.php', REQUEST_PATH_REASONS.badForm],
     ['./xmlrpc.php', REQUEST_PATH_REASONS.badForm],
     ['**', REQUEST_PATH_REASONS.badForm],
