@@ -48,6 +48,11 @@ export interface BanBackend {
   replaceAll(bans: readonly KernelBan[]): Promise<void>;
   /** Targets the kernel holds now (for reconciliation and tests). */
   list(): Promise<string[]>;
-  /** Flushes connection-tracking entries of a source so established flows stop too; a no-op where conntrack is absent. */
-  forgetConnections(ban: KernelBan): Promise<void>;
+  /**
+   * Flushes the connection-tracking entries of these sources so established
+   * flows stop too; a no-op where conntrack is absent. Batched across calls
+   * (a few processes at most, however many bans a flood earns). Rejects with
+   * FirewallCommandError when a flush failed; the bans are in force anyway.
+   */
+  forgetConnections(bans: readonly KernelBan[]): Promise<void>;
 }

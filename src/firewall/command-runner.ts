@@ -5,6 +5,9 @@
  * `iptables-restore`) go to the child's stdin.
  */
 import { execFile, type ExecFileException } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BackendUnavailableError, FirewallCommandError } from '../core/errors.js';
 
 /** The Debian package that ships each tool a backend runs, for the "install X" message. */
@@ -85,6 +88,25 @@ export class CommandRunner {
       throw error;
     });
   }
+
+  /**
+   * Runs `file` with `input` in a private temporary file (mode 0600, in a
+   * fresh 0700 directory under the system's temp dir) whose path `args`
+   * receives, and removes it when the command ends. For tools that open
+   * their batch by name: `conntrack -R -` opens /dev/stdin, which fails on
+   * the socket Node gives a child as stdin. Rejects like run(), and with the
+   * file system's error when the file cannot be written.
+   */
+  async runWithInputFile(file: string, args: (path: string) => readonly string[], input: string, options: Omit<RunOptions, 'input'> = {}): Promise<CommandOutput> {
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-'));
+    try {
+      const path = join(dir, 'input');
+      await writeFile(path, input, { mode: 0o600 });
+      return await this.run(file, args(path), options);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
 }
 
 /**
@@ -151,6 +173,9 @@ export function unavailableWhenUnprivileged(error: unknown): unknown {
   return error;
 }
 
+/** The path a ScriptedCommandRunner passes for the input file of runWithInputFile (nothing is written). */
+export const SCRIPTED_INPUT_FILE = '<input file>';
+
 /** One command a ScriptedCommandRunner was asked to run. */
 export interface RecordedCommand {
   readonly file: string;
@@ -181,5 +206,10 @@ export class ScriptedCommandRunner extends CommandRunner {
     const command = { file, args: [...args], input: options.input };
     this.commands.push(command);
     return this.#respond(command);
+  }
+
+  /** Writes no file: records the command with SCRIPTED_INPUT_FILE as the path and the input as `input`. */
+  override runWithInputFile(file: string, args: (path: string) => readonly string[], input: string, options: Omit<RunOptions, 'input'> = {}): Promise<CommandOutput> {
+    return this.run(file, args(SCRIPTED_INPUT_FILE), { ...options, input });
   }
 }

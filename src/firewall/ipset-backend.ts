@@ -29,7 +29,7 @@
 import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
 import { canonicalTarget, validateBackendOptions, validateBan, validateTimeoutSec, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
-import { forgetConnections } from './conntrack.js';
+import { ConntrackFlusher } from './conntrack.js';
 import { IPTABLES_CHAIN, multiportGroups, readRawTable, restoreRaw } from './iptables-backend.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
 import { FirewallCommandError } from '../core/errors.js';
@@ -62,13 +62,14 @@ export class IpsetBackend implements BanBackend {
   readonly #runner: CommandRunner;
   readonly #pending: PendingBans;
   readonly #sequence = new CommandSequence();
-  readonly #conntrack = { conntrackMissing: false };
+  readonly #conntrack: ConntrackFlusher;
 
   /** Throws a RangeError for invalid options (ports 1–65535, maxBans ≥ 1). */
   constructor(options: BanBackendOptions, runner: CommandRunner = new CommandRunner()) {
     this.#options = validateBackendOptions(options);
     this.#runner = runner;
     this.#pending = new PendingBans(2 * this.#options.maxBans);
+    this.#conntrack = new ConntrackFlusher(runner);
   }
 
   /**
@@ -144,8 +145,8 @@ export class IpsetBackend implements BanBackend {
     });
   }
 
-  forgetConnections(ban: KernelBan): Promise<void> {
-    return forgetConnections(this.#runner, ban, this.#conntrack);
+  forgetConnections(bans: readonly KernelBan[]): Promise<void> {
+    return this.#conntrack.forget(bans);
   }
 
   async #ensureSet(set: SetSpec): Promise<void> {

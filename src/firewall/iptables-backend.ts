@@ -30,7 +30,7 @@
 import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
 import { canonicalTarget, validateBackendOptions, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
-import { forgetConnections } from './conntrack.js';
+import { ConntrackFlusher } from './conntrack.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
 import { FirewallCommandError } from '../core/errors.js';
 
@@ -61,13 +61,14 @@ export class IptablesBackend implements BanBackend {
   readonly #runner: CommandRunner;
   readonly #pending: PendingBans;
   readonly #sequence = new CommandSequence();
-  readonly #conntrack = { conntrackMissing: false };
+  readonly #conntrack: ConntrackFlusher;
 
   /** Throws a RangeError for invalid options (ports 1–65535, maxBans ≥ 1). */
   constructor(options: BanBackendOptions, runner: CommandRunner = new CommandRunner()) {
     this.#options = validateBackendOptions(options);
     this.#runner = runner;
     this.#pending = new PendingBans(2 * this.#options.maxBans);
+    this.#conntrack = new ConntrackFlusher(runner);
   }
 
   /**
@@ -154,8 +155,8 @@ export class IptablesBackend implements BanBackend {
     });
   }
 
-  forgetConnections(ban: KernelBan): Promise<void> {
-    return forgetConnections(this.#runner, ban, this.#conntrack);
+  forgetConnections(bans: readonly KernelBan[]): Promise<void> {
+    return this.#conntrack.forget(bans);
   }
 
   #saveBytes(): number {

@@ -41,7 +41,7 @@ import ipaddr from 'ipaddr.js';
 import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
 import { canonicalTarget, validateBackendOptions, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
-import { forgetConnections } from './conntrack.js';
+import { ConntrackFlusher } from './conntrack.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
 import { FirewallCommandError } from '../core/errors.js';
 
@@ -75,13 +75,14 @@ export class NftablesBackend implements BanBackend {
   readonly #runner: CommandRunner;
   readonly #pending: PendingBans;
   readonly #sequence = new CommandSequence();
-  readonly #conntrack = { conntrackMissing: false };
+  readonly #conntrack: ConntrackFlusher;
 
   /** Throws a RangeError for invalid options (ports 1–65535, maxBans ≥ 1). */
   constructor(options: BanBackendOptions, runner: CommandRunner = new CommandRunner()) {
     this.#options = validateBackendOptions(options);
     this.#runner = runner;
     this.#pending = new PendingBans(2 * this.#options.maxBans);
+    this.#conntrack = new ConntrackFlusher(runner);
   }
 
   /**
@@ -155,8 +156,8 @@ export class NftablesBackend implements BanBackend {
     return this.#sequence.run(() => this.#list());
   }
 
-  forgetConnections(ban: KernelBan): Promise<void> {
-    return forgetConnections(this.#runner, ban, this.#conntrack);
+  forgetConnections(bans: readonly KernelBan[]): Promise<void> {
+    return this.#conntrack.forget(bans);
   }
 
   async #list(): Promise<string[]> {

@@ -22,5 +22,5 @@ export class NoneBackend implements BanBackend {
     return [];
   }
 
-  async forgetConnections(_ban: KernelBan): Promise<void> {}
+  async forgetConnections(_bans: readonly KernelBan[]): Promise<void> {}
 }

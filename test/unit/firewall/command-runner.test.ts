@@ -1,6 +1,8 @@
+import { access } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackendUnavailableError, FirewallCommandError } from '../../../src/core/errors.js';
-import { CommandRunner, runCommand, ScriptedCommandRunner, unavailableWhenUnprivileged } from '../../../src/firewall/command-runner.js';
+import { CommandRunner, runCommand, SCRIPTED_INPUT_FILE, ScriptedCommandRunner, unavailableWhenUnprivileged } from '../../../src/firewall/command-runner.js';
 
 describe('runCommand', () => {
   it('writes input to stdin and resolves with the output', async () => {
@@ -53,6 +55,28 @@ describe('CommandRunner', () => {
     expect((await new CommandRunner().run('echo', ['hi'])).stdout).toBe('hi\n');
   });
 
+  it('runWithInputFile hands the tool a private file holding the input (readable by path, unlike stdin), removed afterwards', async () => {
+    let path = '';
+    const { stdout } = await new CommandRunner().runWithInputFile(
+      'sh',
+      (file) => {
+        path = file;
+        return ['-c', 'stat -c %a "$1"; cat "$1"', 'sh', file];
+      },
+      '-D -f ipv4 -s 192.0.2.7\n',
+    );
+    expect(stdout).toBe('600\n-D -f ipv4 -s 192.0.2.7\n');
+    await expect(access(path)).rejects.toThrow();
+    await expect(access(dirname(path))).rejects.toThrow();
+  });
+
+  it('runWithInputFile removes the file when the command fails too', async () => {
+    let path = '';
+    const failing = new CommandRunner().runWithInputFile('false', (file) => [(path = file)], 'x');
+    await expect(failing).rejects.toThrow(FirewallCommandError);
+    await expect(access(dirname(path))).rejects.toThrow();
+  });
+
   it.each(['-n', '', 'a b', 'x;y', '../x', 'a'.repeat(65)])('refuses the namespace name %j', (netns) => {
     expect(() => new CommandRunner({ netns })).toThrow(RangeError);
   });
@@ -80,5 +104,11 @@ describe('ScriptedCommandRunner', () => {
     const runner = new ScriptedCommandRunner(() => ({ stdout: 'ok', stderr: '' }));
     expect(await runner.run('nft', ['-f', '-'], { input: 'x' })).toEqual({ stdout: 'ok', stderr: '' });
     expect(runner.commands).toEqual([{ file: 'nft', args: ['-f', '-'], input: 'x' }]);
+  });
+
+  it('records a runWithInputFile command with a placeholder path and the input, writing no file', async () => {
+    const runner = new ScriptedCommandRunner();
+    await runner.runWithInputFile('conntrack', (path) => ['-R', path], 'y\n');
+    expect(runner.commands).toEqual([{ file: 'conntrack', args: ['-R', SCRIPTED_INPUT_FILE], input: 'y\n' }]);
   });
 });

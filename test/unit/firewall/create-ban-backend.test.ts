@@ -23,7 +23,7 @@ describe('NoneBackend', () => {
     backend.remove('192.0.2.1');
     await backend.commit();
     await backend.replaceAll([{ target: '192.0.2.1', family: 4, scope: 'ip', timeoutSec: 5 }]);
-    await backend.forgetConnections({ target: '192.0.2.1', family: 4, scope: 'ip', timeoutSec: 5 });
+    await backend.forgetConnections([{ target: '192.0.2.1', family: 4, scope: 'ip', timeoutSec: 5 }]);
     expect(await backend.list()).toEqual([]);
   });
 });

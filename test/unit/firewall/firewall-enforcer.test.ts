@@ -6,7 +6,7 @@ import { ManualClock } from '../../../src/core/clock.js';
 import { BackendUnavailableError, FirewallCommandError } from '../../../src/core/errors.js';
 import type { Ban } from '../../../src/escalation/ban.js';
 import { BanLedger } from '../../../src/escalation/ban-ledger.js';
-import { ScriptedCommandRunner, type RecordedCommand } from '../../../src/firewall/command-runner.js';
+import { ScriptedCommandRunner, type CommandOutput, type RecordedCommand } from '../../../src/firewall/command-runner.js';
 import { FirewallEnforcer } from '../../../src/firewall/firewall-enforcer.js';
 import { IpsetBackend } from '../../../src/firewall/ipset-backend.js';
 import { EscalationMetrics } from '../../../src/metrics/escalation-metrics.js';
@@ -15,7 +15,7 @@ function ban(target: string, nowMs: number, extra: Partial<Ban> = {}): Ban {
   return { target, scope: 'ip', family: 4, prefix: null, source: 'strikes', reason: 't', startedMs: nowMs, expiresMs: nowMs + 600_000, nth: 1, dryRun: false, ...extra };
 }
 
-function setup(respond?: (command: RecordedCommand) => { stdout: string; stderr: string }) {
+function setup(respond?: (command: RecordedCommand) => CommandOutput | Promise<CommandOutput>) {
   const clock = new ManualClock(1_000);
   const runner = new ScriptedCommandRunner(respond);
   const ledger = new BanLedger({ maxBans: 100, maxHistory: 100, prefix: { ipv4: 24, ipv6: 64 } });
@@ -75,6 +75,40 @@ describe('FirewallEnforcer', () => {
     await enforcer.flush();
     expect(logs.some((line) => String(line['msg']).startsWith('firewall commit failed'))).toBe(true);
     expect(await registry.getSingleMetricAsString('portcullis_firewall_command_failures_total')).toContain('operation="commit"} 1');
+  });
+
+  // Issue 9: one conntrack process per ban, all at once, was a fork bomb in a flood.
+  it('flushes conntrack for a burst of bans in a few batched processes, never many at once', async () => {
+    let running = 0;
+    let mostAtOnce = 0;
+    const releases: Array<() => void> = [];
+    // Every conntrack process hangs until the test lets it finish.
+    const { ledger, enforcer, clock, runner } = setup(async (command) => {
+      if (command.file !== 'conntrack') return { stdout: '', stderr: '' };
+      running += 1;
+      mostAtOnce = Math.max(mostAtOnce, running);
+      await new Promise<void>((resolve) => releases.push(resolve));
+      running -= 1;
+      return { stdout: '', stderr: '' };
+    });
+    const conntrack = () => runner.commands.filter((command) => command.file === 'conntrack');
+    await enforcer.start();
+    // As many as the ledger holds, arriving over four commits as in a flood.
+    const n = 100;
+    for (let i = 0; i < n; i++) {
+      ledger.add(ban(`198.51.100.${i}`, clock.nowMs()));
+      if (i % 25 === 24) await enforcer.flush();
+    }
+    await enforcer.flush();
+    // Bounded: let the flusher run, answering conntrack as it asks.
+    for (let round = 0; round < 1_000 && (releases.length > 0 || running > 0); round++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      releases.shift()?.();
+    }
+    expect(mostAtOnce).toBeLessThanOrEqual(2);
+    expect(conntrack().length).toBeLessThanOrEqual(4);
+    const asked = conntrack().map((command) => `${command.args.join(' ')}\n${command.input ?? ''}`).join('\n');
+    for (let i = 0; i < n; i++) expect(asked).toContain(`-s 198.51.100.${i}\n`);
   });
 
   it('falls back to proxy-level bans, loudly, when the backend is unavailable', async () => {
