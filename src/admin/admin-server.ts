@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ReloadResult } from '../config/policy-reloader.js';
-import { AdminRequestError, PortcullisError } from '../core/errors.js';
+import { AdminHostError, AdminRequestError, PortcullisError } from '../core/errors.js';
 import { banByHand } from '../escalation/manual-ban.js';
 import type { ManualBanRequest } from '../escalation/manual-ban.js';
 import type { Ban } from '../escalation/ban.js';
@@ -15,6 +15,7 @@ import { banToJson } from './ban-json.js';
 import { parseBanRequest, parseBanTarget } from './ban-request.js';
 import { bearerMatches } from './admin-token.js';
 import { explainToJson } from './explain-report.js';
+import { AdminHostCheck } from './host-check.js';
 import { buildStatusReport, type StatusSources } from './status-report.js';
 
 /** Largest request body the admin API reads: a ban request is a few hundred bytes. */
@@ -41,6 +42,8 @@ export interface AdminContext extends StatusSources {
   reload(): Promise<ReloadResult>;
   /** The bearer token state-changing calls need; null: they are refused. */
   readonly token: string | null;
+  /** `admin.allowed_hosts`: Host names answered besides the API's own address and localhost (see AdminHostCheck). */
+  readonly allowedHosts: readonly string[];
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, arg: string) => Promise<void> | void;
@@ -55,13 +58,16 @@ interface Route {
 /**
  * The admin API: health, metrics, bans, status, explain and reload, as JSON
  * over HTTP. Reading is open to whoever can reach the listener (loopback by
- * default); anything that changes state needs the bearer token. Every bad
+ * default) with a Host that names the API (AdminHostCheck: no DNS
+ * rebinding); anything that changes state needs the bearer token. Every bad
  * input is a 4xx JSON error `{"error": {"code", "message"}}`, never a crash.
  */
 export class AdminServer {
   readonly #server: http.Server;
   readonly #context: AdminContext;
   readonly #routes: Route[];
+  /** Built by listen(), which knows the listen address; until then every request is refused. */
+  #hostCheck: AdminHostCheck | null = null;
 
   constructor(context: AdminContext) {
     this.#context = context;
@@ -79,15 +85,29 @@ export class AdminServer {
     this.#server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => void this.#handle(req, res));
   }
 
-  /** Starts listening; resolves with the bound address. */
+  /**
+   * Starts listening; resolves with the bound address. `host` is admin.listen's
+   * host (IPv6 without brackets). A bound address other than loopback is
+   * logged as a warning: the API shows client addresses to whoever reaches it.
+   */
   listen(host: string, port: number): Promise<AddressInfo> {
+    this.#hostCheck = new AdminHostCheck(host, this.#context.allowedHosts);
     return new Promise((resolve, reject) => {
       const onError = (error: Error) =>
         reject(new PortcullisError('PC_ERR_LISTEN', `cannot listen for the admin API on ${host}:${port}: ${error.message}; change admin.listen or stop what uses the port`, { cause: error }));
       this.#server.once('error', onError);
       this.#server.listen(port, host, () => {
         this.#server.off('error', onError);
-        resolve(this.#server.address() as AddressInfo);
+        const address = this.#server.address() as AddressInfo;
+        if (parseClientAddress(address.address)?.range() !== 'loopback') {
+          const bound = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+          this.#context.logger.warn(
+            { listen: bound },
+            `the admin API listens on ${bound}, beyond loopback: whoever reaches that port can read client addresses, bans and metrics (changes still need the token). ` +
+              'Firewall the port, or set admin.listen to 127.0.0.1:PORT; names it is reached by other than its own address need admin.allowed_hosts',
+          );
+        }
+        resolve(address);
       });
     });
   }
@@ -102,6 +122,9 @@ export class AdminServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      // First of all, before the route is even looked up: a rebinding page must learn nothing, not even a 404.
+      const verdict = this.#hostCheck?.check(req.headersDistinct.host, req.socket.localAddress, req.socket.localPort) ?? { ok: false, why: 'the admin API is not listening yet' };
+      if (!verdict.ok) throw new AdminHostError(verdict.why);
       const path = new URL(req.url ?? '/', 'http://admin').pathname;
       const matching = this.#routes.filter((route) => route.pattern.test(path));
       if (matching.length === 0) throw new AdminRequestError(404, `no such endpoint ${path}; see the README's admin API section`);

@@ -3,6 +3,7 @@ import { parseCidr } from '../identity/cidr-set.js';
 import { compilePathPattern, type PathPatternSpec } from '../policy/path-pattern.js';
 import { parseByteSize } from './byte-size.js';
 import { parseDurationMs } from './duration.js';
+import { parseHostAuthority } from './host-authority.js';
 import { parseListenAddress } from './listen-address.js';
 import { parseRate } from './rate.js';
 
@@ -338,7 +339,14 @@ const admin = z.strictObject({
    * address and `localhost`, e.g. `web1:9181` for a remote Prometheus. Any other
    * `Host` is refused, so a web page cannot reach the API by DNS rebinding.
    */
-  allowed_hosts: z.array(text('a host name like web1 or web1:9181')).default([]),
+  allowed_hosts: z
+    .array(
+      // Checked here with the parser the API uses, so an entry that could never match (`http://web1`, `web1.`) is an error, not a silent no-op.
+      text('a host name like web1 or web1:9181').refine((value) => parseHostAuthority(value) !== null, {
+        error: (issue) => `must be a host name or address with an optional port, like web1, web1:9181, 192.0.2.7 or [2001:db8::1]:9181 (no scheme, path or trailing dot), got ${describe(issue.input)}`,
+      }),
+    )
+    .default([]),
 });
 
 const webhookUrl = text('a URL like https://hooks.example.com/portcullis').refine(

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   PC_ERR_STATE_ENTRY: 'One entry of the ban state file is not valid (bad target, prefix, family, scope, times or fields); that entry is skipped and logged, the others are restored.',
   PC_ERR_ADMIN_TOKEN: 'The admin token could not be read from admin.token_file, or is too short to be safe (16 characters at least).',
   PC_ERR_ADMIN_REQUEST: 'The admin API refused a request: bad input, unknown route, or a missing or wrong bearer token. The JSON body says which.',
+  PC_ERR_ADMIN_HOST: 'The admin API refused a request whose Host header names neither its own address, localhost nor an admin.allowed_hosts entry (a guard against DNS rebinding); add the name to admin.allowed_hosts if it is yours.',
   PC_ERR_ADMIN_UNREACHABLE: 'The CLI could not reach the admin API: is portcullis running, and is --admin (or admin.listen) right?',
   PC_ERR_ACCESS_LOG: 'The access log file could not be opened or written; requests are still served.',
 } as const;
@@ -81,8 +82,17 @@ export class AdminRequestError extends PortcullisError {
   constructor(
     readonly status: number,
     message: string,
+    code: 'PC_ERR_ADMIN_REQUEST' | 'PC_ERR_ADMIN_HOST' = 'PC_ERR_ADMIN_REQUEST',
   ) {
-    super('PC_ERR_ADMIN_REQUEST', message);
+    super(code, message);
     this.name = 'AdminRequestError';
+  }
+}
+
+/** The admin API refused a request because its Host header does not name the API (421 Misdirected Request). */
+export class AdminHostError extends AdminRequestError {
+  constructor(message: string) {
+    super(421, message, 'PC_ERR_ADMIN_HOST');
+    this.name = 'AdminHostError';
   }
 }

@@ -161,6 +161,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     engine,
     logger,
     token,
+    allowedHosts: config.admin.allowed_hosts,
     startedMs,
     rates,
     offenders,
