@@ -78,6 +78,18 @@ export class DecisionEngine {
     return decision;
   }
 
+  /**
+   * Counts a strike for a client refused before it sent a request the engine
+   * could decide on: too many open connections, headers never finished in
+   * time, bytes that are no HTTP. A client that only ever does these would
+   * otherwise never earn a ban.
+   */
+  strikeWithoutRequest(client: ClientKey, rule: 'connections' | 'client_timeout' | 'malformed', nowMs: number): void {
+    const escalation = this.#escalation;
+    if (escalation === null || escalation.ledger.find(client, nowMs) !== null) return;
+    escalation.escalator.strike(client, 1, rule, nowMs);
+  }
+
   /** Why `client` is where it is: bucket levels, strikes, bans (for `portcullis explain`). Charges nothing. */
   explain(client: ClientKey, nowMs: number): ClientExplanation {
     return explainClient({ policy: this.#policy, store: this.#store, escalation: this.#escalation }, client, nowMs);

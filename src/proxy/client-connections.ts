@@ -16,6 +16,7 @@ interface PeerSockets {
  */
 export class ClientConnections {
   readonly #byPeer = new Map<string, PeerSockets>();
+  #size = 0;
 
   /** Remembers `socket` until it closes. */
   track(socket: Socket, key: ClientKey): void {
@@ -25,7 +26,9 @@ export class ClientConnections {
       this.#byPeer.set(key.ip, peer);
     }
     peer.sockets.add(socket);
+    this.#size++;
     socket.once('close', () => {
+      this.#size--;
       peer.sockets.delete(socket);
       if (peer.sockets.size === 0 && this.#byPeer.get(key.ip) === peer) this.#byPeer.delete(key.ip);
     });
@@ -52,10 +55,13 @@ export class ClientConnections {
     return closed;
   }
 
+  /** Open connections of the peer address `ip`. */
+  openFor(ip: string): number {
+    return this.#byPeer.get(ip)?.sockets.size ?? 0;
+  }
+
   /** Open connections tracked. */
   get size(): number {
-    let total = 0;
-    for (const peer of this.#byPeer.values()) total += peer.sockets.size;
-    return total;
+    return this.#size;
   }
 }

@@ -7,6 +7,7 @@ import { PortcullisError } from '../core/errors.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
 import type { DecisionEngine, RequestFacts } from '../engine/decision-engine.js';
 import type { ClientKey } from '../identity/client-key.js';
+import type { ConnectionMetrics } from '../metrics/connection-metrics.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
 import { toOriginForm, type OriginFormTarget } from '../policy/origin-form.js';
 import type { ClientConnections } from './client-connections.js';
@@ -34,6 +35,7 @@ export interface ProxyServerParts {
   /** Spliced upgrade connections per client, capped apart from upstream slots. */
   readonly upgraded: UpgradedConnections;
   readonly observer: RequestObserver;
+  readonly connectionMetrics: ConnectionMetrics;
   /** Apache `combined` log of forwarded requests; null: none. */
   readonly accessLog: AccessLog | null;
   readonly clock: Clock;
@@ -50,7 +52,14 @@ export interface ProxyServerLimits {
   readonly tarpitMs: number;
   /** Answers held at once, at most. */
   readonly tarpitMax: number;
+  /** Open connections per untrusted peer address (`connections.per_client_max`). */
+  readonly connectionsPerClientMax: number;
+  /** Open client connections in total (`connections.max`). */
+  readonly connectionsMax: number;
 }
+
+/** How often Node looks for connections past their header or request timeout: timeouts hold to within this. */
+const CONNECTIONS_CHECK_MS = 1_000;
 
 /**
  * The shell around the engine: turns each HTTP request into facts, asks the
@@ -76,23 +85,43 @@ export class ProxyServer {
         headersTimeout: limits.headersTimeoutMs,
         requestTimeout: limits.requestTimeoutMs,
         keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // Node checks header and request timeouts only this often (30 s by
+        // default, so a 10 s client_headers cut slow-loris after ~25 s).
+        connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
         // Node answers garbage with 400 and closes; nothing reaches Apache.
         requireHostHeader: true,
       },
       (req, res) => void this.#handle(req, res),
     );
+    this.#server.maxConnections = limits.connectionsMax;
     this.#server.on('connection', (socket: Socket) => {
       // Node's own listener goes when a request upgrades the socket, and a
       // reset then would be an unhandled 'error' that ends the process. This
       // one stays for the socket's life, in every phase.
       socket.on('error', onSocketError);
       // this.#parts, not the constructor's: a reload may have swapped the resolver.
-      const peer = this.#parts.resolver.lookupPeer(socket.remoteAddress);
-      if (peer !== null) this.#parts.connections.track(socket, peer.key);
+      const { resolver, connections, engine, clock } = this.#parts;
+      const peer = resolver.lookupPeer(socket.remoteAddress);
+      if (peer === null) {
+        socket.destroy();
+        return;
+      }
+      // Trusted proxies carry many visitors on their connections: no per-client cap for them.
+      if (!peer.trusted && connections.openFor(peer.key.ip) >= this.#limits.connectionsPerClientMax) {
+        socket.destroy();
+        this.#parts.connectionMetrics.countRefused('per_client_max');
+        engine.strikeWithoutRequest(peer.key, 'connections', clock.nowMs());
+        return;
+      }
+      connections.track(socket, peer.key);
     });
+    // Past server.maxConnections Node closes new connections itself; a full
+    // total cap says nothing about who is to blame, so nobody is struck.
+    this.#server.on('drop', () => this.#parts.connectionMetrics.countRefused('max'));
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
     this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       // Malformed requests and header timeouts: answer if the socket still can, never crash.
+      if (error.code !== 'ECONNRESET') this.#strikePeer(socket, error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'client_timeout' : 'malformed');
       if (socket.writable && error.code !== 'ECONNRESET') {
         const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
         socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -100,6 +129,12 @@ export class ProxyServer {
         socket.destroy();
       }
     });
+  }
+
+  /** A strike for the peer of a connection that failed before a request could be decided (never for a trusted proxy). */
+  #strikePeer(socket: Duplex, rule: 'client_timeout' | 'malformed'): void {
+    const peer = this.#parts.resolver.lookupPeer((socket as Socket).remoteAddress);
+    if (peer !== null && !peer.trusted) this.#parts.engine.strikeWithoutRequest(peer.key, rule, this.#parts.clock.nowMs());
   }
 
   /** The underlying Node server (for tests and for the admin API's statistics). */
@@ -131,6 +166,7 @@ export class ProxyServer {
     this.#server.headersTimeout = limits.headersTimeoutMs;
     this.#server.requestTimeout = limits.requestTimeoutMs;
     this.#server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    this.#server.maxConnections = limits.connectionsMax;
     this.#tarpit.configure(limits.tarpitMs, limits.tarpitMax);
   }
 

@@ -16,6 +16,7 @@ import type { BanBackend } from '../firewall/ban-backend.js';
 import { ClientResolver } from '../identity/client-resolver.js';
 import { MemoryBucketStore } from '../limiter/stores/memory-bucket-store.js';
 import { DecisionRates } from '../metrics/decision-rates.js';
+import { ConnectionMetrics } from '../metrics/connection-metrics.js';
 import { EscalationMetrics } from '../metrics/escalation-metrics.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RecentOffenders } from '../metrics/recent-offenders.js';
@@ -118,7 +119,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
   });
   const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, logger, registry);
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, policy, clock, logger), slots, forwarder, websockets, connections, upgraded, observer, accessLog, clock, logger },
+    { engine, resolver: createResolver(config, policy, clock, logger), slots, forwarder, websockets, connections, upgraded, observer, connectionMetrics: new ConnectionMetrics(registry, { open: () => connections.size, upgraded: () => upgraded.size }), accessLog, clock, logger },
     serverLimits(config),
   );
 
@@ -252,6 +253,8 @@ function serverLimits(config: PolicyConfig): ProxyServerLimits {
     maxBodyBytes: config.request.max_body,
     tarpitMs: config.escalation.tarpit,
     tarpitMax: config.escalation.tarpit_max,
+    connectionsPerClientMax: config.connections.per_client_max,
+    connectionsMax: config.connections.max,
   };
 }
 
