@@ -182,6 +182,20 @@ describe('normalizeRequestPath: invariants', () => {
   });
 });
 
+describe('normalizeRequestPath: long targets keep their meaning (linear-time paths, issue 9 item 8)', () => {
+  const n = 3_000;
+  it.each([
+    ['segments then as many `..`', `/${'a/'.repeat(n)}${'../'.repeat(n)}xmlrpc.php`, ['/xmlrpc.php']],
+    ['encoded `..` one short', `/${'a/'.repeat(n)}${'%2e%2e/'.repeat(n - 1)}xmlrpc.php`, ['/a/xmlrpc.php']],
+    ['empty segments removed by `..` (MergeSlashes Off)', `/xmlrpc.php${'//..'.repeat(n)}`, ['/', '/xmlrpc.php/']],
+    ['encoded slashes', `/${'a%2f'.repeat(n)}xmlrpc.php`, [`/${'a/'.repeat(n)}xmlrpc.php`]],
+    ['encoded-slash dot segments', `/${'a%2f..%2f'.repeat(n)}xmlrpc.php`, ['/xmlrpc.php', `/${'a/../'.repeat(n)}xmlrpc.php`]],
+    ['`.` between empty segments', `/${'/./'.repeat(n)}xmlrpc.php`, ['/xmlrpc.php']],
+  ])('%s', (_name, target, expected) => {
+    expect(views(target)).toEqual(expected);
+  });
+});
+
 describe('decodePathOnce', () => {
   it.each([
     ['/a%2Fb', '/a/b'],
