@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   PC_ERR_ADMIN_HOST: 'The admin API refused a request whose Host header names neither its own address, localhost nor an admin.allowed_hosts entry (a guard against DNS rebinding); add the name to admin.allowed_hosts if it is yours.',
   PC_ERR_ADMIN_UNREACHABLE: 'The CLI could not reach the admin API: is portcullis running, and is --admin (or admin.listen) right?',
   PC_ERR_ACCESS_LOG: 'The access log file could not be opened or written; requests are still served.',
+  PC_ERR_BUFFER_TEMP: "A temp file for buffering could not be created, written or read in buffering.temp_dir; bodies that need one get 413 or 503, and responses are passed on at the client's pace instead.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
