@@ -3,13 +3,10 @@ import type { BanLedger } from '../escalation/ban-ledger.js';
 import type { Escalator } from '../escalation/escalator.js';
 import type { BucketStore } from '../limiter/bucket-store.js';
 import type { CompiledLimitRule, CompiledPolicy } from '../policy/compiled-policy.js';
-import { normalizeRequestPath, type RequestPathResult } from '../policy/request-path.js';
 import { explainClient, type ClientExplanation } from './client-explanation.js';
 import { LimitPlans, planMatched, type MatchPlans } from './limit-plan.js';
 import { ALLOW, type AllowDecision, type Decision, type Refusal, type ShadowRefusal } from './decision.js';
-
-/** Distinct request targets whose normalised path is remembered. */
-const PATH_CACHE_MAX = 4_096;
+import { PathCache } from './path-cache.js';
 
 /** The facts about a request that the engine decides on; nothing about sockets. */
 export interface RequestFacts {
@@ -43,7 +40,7 @@ export interface EngineEscalation {
 export class DecisionEngine {
   #policy: CompiledPolicy;
   #plans: LimitPlans;
-  readonly #paths = new Map<string, RequestPathResult>();
+  readonly #paths = new PathCache();
   readonly #store: BucketStore;
   readonly #escalation: EngineEscalation | null;
 
@@ -95,25 +92,10 @@ export class DecisionEngine {
     return explainClient({ policy: this.#policy, store: this.#store, escalation: this.#escalation }, client, nowMs);
   }
 
-  /**
-   * Normalised paths of recent targets. Most traffic asks for the same few
-   * pages, so this saves the decoding on most requests; a flood of distinct
-   * targets only empties it (bounded, cleared when full).
-   */
-  #normalize(target: string): RequestPathResult {
-    let path = this.#paths.get(target);
-    if (path === undefined) {
-      path = normalizeRequestPath(target);
-      if (this.#paths.size >= PATH_CACHE_MAX) this.#paths.clear();
-      this.#paths.set(target, path);
-    }
-    return path;
-  }
-
   #evaluate(facts: RequestFacts, nowMs: number): AllowDecision | Refusal {
     const policy = this.#policy;
     if (facts.malformed !== undefined) return { action: 'reject', status: facts.malformed.status, reason: facts.malformed.reason };
-    const path = this.#normalize(facts.target);
+    const path = this.#paths.normalize(facts.target);
     if (!path.ok) return { action: 'reject', status: 400, reason: path.reason };
 
     // Blocks apply to every client, allowlisted or not: they are about the
