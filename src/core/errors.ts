@@ -54,6 +54,41 @@ export class FirewallCommandError extends PortcullisError {
   }
 }
 
+/** One change of a firewall batch that was refused, and the command failure that refused it. */
+export interface RefusedBanChange {
+  /** The ban's or lift's target (`192.0.2.7`, `198.51.100.0/24`). */
+  readonly target: string;
+  /** `add` for a ban, `remove` for a lift. */
+  readonly kind: 'add' | 'remove';
+  readonly error: FirewallCommandError;
+}
+
+/**
+ * Some changes of a firewall commit were refused; every other change of the
+ * batch was applied. Same code as FirewallCommandError: the refused bans
+ * stay enforced by the proxy.
+ */
+export class FirewallBatchError extends FirewallCommandError {
+  /** The refused changes, in batch order (at least one). */
+  readonly refused: readonly RefusedBanChange[];
+  /** How many changes the batch held; `refused.length === total` when none was applied. */
+  readonly total: number;
+
+  constructor(refused: readonly RefusedBanChange[], total: number) {
+    const first = refused[0]?.error;
+    // Each reason on one line, without the caret lines nft draws under the failing statement.
+    const reason = (error: FirewallCommandError): string =>
+      error.stderr.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !/^\^+$/.test(line)).join(' ').slice(0, 300);
+    const shown = refused.slice(0, 5).map((change) => `${change.kind} ${change.target} (${reason(change.error)})`);
+    if (refused.length > shown.length) shown.push(`and ${refused.length - shown.length} more`);
+    const outcome = refused.length === total ? 'all refused' : 'the others applied';
+    super(first?.command ?? 'firewall', first?.args ?? [], `${refused.length} of ${total} changes refused, ${outcome}: ${shown.join('; ')}`, { cause: first });
+    this.name = 'FirewallBatchError';
+    this.refused = refused;
+    this.total = total;
+  }
+}
+
 /** One problem in a policy file, located so an editor can jump to it. */
 export interface ConfigProblem {
   file: string;

@@ -38,7 +38,12 @@ export interface BanBackend {
   add(ban: KernelBan): void;
   /** Queues the lifting of a ban. */
   remove(target: string): void;
-  /** Applies everything queued since the last commit in one batch. Rejects with FirewallCommandError. */
+  /**
+   * Applies everything queued since the last commit in one batch. When the
+   * kernel refuses part of it, applies the rest and rejects with a
+   * FirewallBatchError whose `refused` names the changes that did not land;
+   * rejects with another FirewallCommandError when it could apply nothing.
+   */
   commit(): Promise<void>;
   /**
    * Makes the kernel hold exactly `bans` among what this backend owns, in one

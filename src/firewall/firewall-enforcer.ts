@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import { BackendUnavailableError } from '../core/errors.js';
+import { BackendUnavailableError, FirewallBatchError } from '../core/errors.js';
 import type { Ban } from '../escalation/ban.js';
 import type { BanChange, BanLedger } from '../escalation/ban-ledger.js';
 import type { EscalationMetrics } from '../metrics/escalation-metrics.js';
@@ -11,7 +11,9 @@ import { NoneBackend } from './none-backend.js';
  * Follows the ban ledger into the kernel: each new ban is queued on the
  * backend and committed at once, coalescing whatever arrives while a commit
  * runs into the next one. A failing command is logged and counted, never a
- * crash: the proxy still refuses the banned client itself.
+ * crash: the proxy still refuses the banned client itself. When the kernel
+ * refuses part of a batch, the rest is in force and only the refused changes
+ * are logged (and counted, one each).
  */
 export class FirewallEnforcer {
   #backend: BanBackend;
@@ -108,18 +110,29 @@ export class FirewallEnforcer {
     try {
       while (this.#dirty) {
         this.#dirty = false;
-        const landed = this.#pending;
+        let landed = this.#pending;
         this.#pending = [];
         try {
           await this.#backend.commit();
+          // A start that failed to restore is healed once a commit works again.
+          if (this.#backend.name === this.#configured) this.#problem = null;
         } catch (error) {
-          this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: 'commit' });
-          this.#logger.error({ err: error, backend: this.#backend.name, bans: landed.map((ban) => ban.target) }, 'firewall commit failed: these bans are enforced by the proxy only');
           this.#problem = `last commit failed: ${(error as Error).message}`;
-          continue;
+          if (!(error instanceof FirewallBatchError) || error.refused.length === error.total) {
+            const refusedCount = error instanceof FirewallBatchError ? error.refused.length : 1;
+            this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: 'commit' }, refusedCount);
+            this.#logger.error({ err: error, backend: this.#backend.name, bans: landed.map((ban) => ban.target) }, 'firewall commit failed: these bans are enforced by the proxy only');
+            continue;
+          }
+          // The backend applied the rest of the batch: only the refused changes are lost to the kernel.
+          this.#metrics.firewallFailures.inc({ backend: this.#backend.name, operation: 'commit' }, error.refused.length);
+          this.#logger.error(
+            { err: error, backend: this.#backend.name, refused: error.refused.map((change) => `${change.kind} ${change.target}`) },
+            'firewall refused part of a commit: the refused bans are enforced by the proxy only, the others are in the kernel',
+          );
+          const refused = new Set(error.refused.filter((change) => change.kind === 'add').map((change) => change.target));
+          landed = landed.filter((ban) => !refused.has(ban.target));
         }
-        // A start that failed to restore is healed once a commit works again.
-        if (this.#backend.name === this.#configured) this.#problem = null;
         const nowMs = this.#clock.nowMs();
         for (const ban of landed) this.#metrics.banLatency.observe({ backend: this.#backend.name }, Math.max(0, nowMs - ban.startedMs) / 1000);
         // Not awaited: the bans are in force already. The backend batches the flushes and bounds its processes.

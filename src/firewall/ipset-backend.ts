@@ -23,16 +23,18 @@
  *   dropped, established connections included.
  * - `ipset restore` is not a transaction: it stops at the first failing line,
  *   keeping the lines before it. commit() lifts before it bans, so a full set
- *   still frees room. replaceAll() fills fresh `-tmp` sets and `swap`s each
+ *   still frees room, and splits a failed batch to apply the lines after the
+ *   refused one too. replaceAll() fills fresh `-tmp` sets and `swap`s each
  *   into place, which is atomic per set: a failure leaves the old sets intact.
  */
 import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
+import { applyInParts } from './batch-splitting.js';
 import { canonicalTarget, validateBackendOptions, validateBan, validateTimeoutSec, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
 import { ConntrackFlusher } from './conntrack.js';
 import { IPTABLES_CHAIN, multiportGroups, readRawTable, restoreRaw } from './iptables-backend.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
-import { FirewallCommandError } from '../core/errors.js';
+import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
 
 /** Our sets, by family and scope. */
 export const IPSET_SETS = {
@@ -107,12 +109,21 @@ export class IpsetBackend implements BanBackend {
     this.#pending.remove(target);
   }
 
-  /** One `ipset restore -exist`: lifts (`del`, absent ones ignored) first, then bans (`add`, an existing one gets the new timeout). */
+  /**
+   * One `ipset restore -exist`: lifts (`del`, absent ones ignored) first,
+   * then bans (`add`, an existing one gets the new timeout). When a line is
+   * refused, the batch is split and retried (batch-splitting.ts; -exist makes
+   * a line applied twice harmless): the other changes are applied, and the
+   * commit rejects with a FirewallBatchError naming the refused ones.
+   */
   commit(): Promise<void> {
     const changes = this.#pending.take();
     if (changes.length === 0) return Promise.resolve();
     return this.#sequence.run(async () => {
-      await this.#restore(renderIpsetCommit(changes));
+      const refused = await applyInParts(changes, async (part) => {
+        await this.#restore(renderIpsetCommit(part));
+      });
+      if (refused.length > 0) throw new FirewallBatchError(refused, changes.length);
     });
   }
 

@@ -16,9 +16,10 @@
  *   ledger lifts expired bans with remove(), and replaceAll() at start drops
  *   the ones that expired while portcullis was down. `timeoutSec` is checked
  *   but otherwise unused.
- * - maxBans is enforced here (the kernel has no cap on rules): a commit or
- *   replaceAll that would leave more than maxBans rules in a chain fails as a
- *   whole, before anything runs.
+ * - maxBans is enforced here (the kernel has no cap on rules): a replaceAll
+ *   that would leave more than maxBans rules in a chain fails as a whole,
+ *   before anything runs; a commit applies the changes that fit and refuses
+ *   the others.
  * - iptables-restore applies one table of one family atomically: IPv4 and
  *   IPv6 are two transactions.
  * - Separate chains for addresses and prefixes, so a /32 prefix ban and an
@@ -28,11 +29,12 @@
  * shared with the ipset backend, which jumps from the same PORTCULLIS chain.
  */
 import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
+import { applyInParts } from './batch-splitting.js';
 import { canonicalTarget, validateBackendOptions, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
 import { ConntrackFlusher } from './conntrack.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
-import { FirewallCommandError } from '../core/errors.js';
+import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
 
 /** Our chain in the raw table, jumped to from PREROUTING (xtables chain names hold at most 28 characters). */
 export const IPTABLES_CHAIN = 'PORTCULLIS';
@@ -110,25 +112,34 @@ export class IptablesBackend implements BanBackend {
   /**
    * Reads the rule chains, then appends rules for new bans and deletes those
    * of present lifted targets (an absent one would fail the transaction), one
-   * iptables-restore per family with changes.
+   * iptables-restore per family with changes. A batch that fails (over
+   * maxBans, or refused by iptables-restore) is split and retried
+   * (batch-splitting.ts): the other changes are applied, and the commit
+   * rejects with a FirewallBatchError naming the refused ones.
    */
   commit(): Promise<void> {
     const changes = this.#pending.take();
     if (changes.length === 0) return Promise.resolve();
     return this.#sequence.run(async () => {
-      // Both families are read and checked before either is written, so a
-      // batch over maxBans changes nothing.
-      const work: Array<{ family: 4 | 6; lines: string[] }> = [];
-      for (const family of [4, 6] as const) {
-        const ofFamily = changes.filter((change) => (change.kind === 'add' ? change.ban.family : change.parsed.family) === family);
-        if (ofFamily.length === 0) continue;
-        const table = await readRawTable(this.#runner, family, this.#saveBytes());
-        work.push({ family, lines: renderIptablesCommit(ofFamily, table.bans, this.#options.maxBans) });
-      }
-      for (const { family, lines } of work) {
-        if (lines.length > 0) await restoreRaw(this.#runner, family, lines);
-      }
+      const refused = await applyInParts(changes, (part) => this.#commitPart(part));
+      if (refused.length > 0) throw new FirewallBatchError(refused, changes.length);
     });
+  }
+
+  /** Applies `part`; idempotent, since it reads what the kernel holds first. */
+  async #commitPart(part: readonly PendingChange[]): Promise<void> {
+    // Both families are read and checked before either is written, so a
+    // part over maxBans changes nothing.
+    const work: Array<{ family: 4 | 6; lines: string[] }> = [];
+    for (const family of [4, 6] as const) {
+      const ofFamily = part.filter((change) => (change.kind === 'add' ? change.ban.family : change.parsed.family) === family);
+      if (ofFamily.length === 0) continue;
+      const table = await readRawTable(this.#runner, family, this.#saveBytes());
+      work.push({ family, lines: renderIptablesCommit(ofFamily, table.bans, this.#options.maxBans) });
+    }
+    for (const { family, lines } of work) {
+      if (lines.length > 0) await restoreRaw(this.#runner, family, lines);
+    }
   }
 
   /** Flushes and refills both rule chains of each family (one transaction per family). */

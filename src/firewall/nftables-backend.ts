@@ -39,11 +39,12 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
+import { applyInParts } from './batch-splitting.js';
 import { canonicalTarget, validateBackendOptions, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
 import { ConntrackFlusher } from './conntrack.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
-import { FirewallCommandError } from '../core/errors.js';
+import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
 
 /** The table portcullis owns; nothing outside it is touched. */
 export const NFT_TABLE = 'inet portcullis';
@@ -121,20 +122,18 @@ export class NftablesBackend implements BanBackend {
     this.#pending.remove(target);
   }
 
+  /**
+   * Applies the queue in one transaction. When the kernel refuses it, the
+   * batch is split and retried (batch-splitting.ts): the changes it accepts
+   * are applied, and the commit rejects with a FirewallBatchError naming the
+   * refused ones.
+   */
   commit(): Promise<void> {
     const changes = this.#pending.take();
     if (changes.length === 0) return Promise.resolve();
     return this.#sequence.run(async () => {
-      try {
-        await this.#nft(renderNftCommit(changes, null));
-      } catch (error) {
-        if (!(error instanceof FirewallCommandError) || !changes.some((change) => change.kind === 'remove')) throw this.#explain(error);
-        // See the header: lifts of absent targets may have failed the batch.
-        const present = new Set(await this.#list());
-        await this.#nft(renderNftCommit(changes, present)).catch((retryError: unknown) => {
-          throw this.#explain(retryError);
-        });
-      }
+      const refused = await applyInParts(changes, (part) => this.#commitPart(part));
+      if (refused.length > 0) throw new FirewallBatchError(refused, changes.length);
     });
   }
 
@@ -164,6 +163,21 @@ export class NftablesBackend implements BanBackend {
     const maxOutputBytes = Math.min(LIST_MAX_BYTES, 1024 * 1024 + ALL_SETS.length * this.#options.maxBans * LIST_BYTES_PER_ELEMENT);
     const { stdout } = await this.#runner.run('nft', ['-j', 'list', 'table', ...NFT_TABLE.split(' ')], { maxOutputBytes });
     return parseNftSets(stdout).flatMap((set) => set.targets);
+  }
+
+  /** One transaction of `part`; on failure with lifts, one retry with plain deletes of the present lifted targets (see the header). */
+  async #commitPart(part: readonly PendingChange[]): Promise<void> {
+    try {
+      await this.#nft(renderNftCommit(part, null));
+    } catch (error) {
+      if (!(error instanceof FirewallCommandError) || !part.some((change) => change.kind === 'remove')) throw this.#explain(error);
+      const present = new Set(await this.#list());
+      const batch = renderNftCommit(part, present);
+      if (batch === '') return;
+      await this.#nft(batch).catch((retryError: unknown) => {
+        throw this.#explain(retryError);
+      });
+    }
   }
 
   #nft(batch: string): Promise<unknown> {

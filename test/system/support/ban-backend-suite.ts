@@ -303,6 +303,39 @@ export async function describeBanBackend(options: BackendSuiteOptions, extra?: (
       await backend.replaceAll([]);
     });
 
+    // Issue 9: a refused element must not take the rest of its batch with it.
+    // The refusal is the realistic one every backend has: a full set (the
+    // kernel's for nftables and ipset, the backend's own cap for iptables).
+    it('a batch with one element the kernel refuses (a full set) still applies the others, and commit() names the refused one', async () => {
+      await backend.replaceAll([]);
+      const small = options.create({ ports, maxBans: 2 }, serverRunner);
+      await small.init();
+      small.add(ipBan(CLIENT.a));
+      small.add(ipBan(CLIENT.b));
+      await small.commit();
+      // Queued first, so it is the first line of the batch (ipset restore stops there).
+      small.add(ipBan(CLIENT.c));
+      small.add(ipBan(CLIENT.a6));
+      small.add(prefixBan('203.0.113.0/24'));
+      small.add(prefixBan('2001:db8:3::/64'));
+      const error = await small.commit().then(
+        () => null,
+        (reason: unknown) => reason,
+      );
+      expect((await small.list()).sort()).toEqual([CLIENT.a, CLIENT.b, CLIENT.a6, '203.0.113.0/24', '2001:db8:3::/64'].sort());
+      expect(error).toBeInstanceOf(FirewallCommandError);
+      expect((error as Error).message).toContain(CLIENT.c);
+      expect((error as { refused?: Array<{ target: string }> }).refused?.map((refusal) => refusal.target)).toEqual([CLIENT.c]);
+      await expectBlocked(CLIENT.a6);
+      await expectBlocked(CLIENT.other);
+      await expectBlocked(CLIENT.c6);
+      await expectAllowed(CLIENT.c);
+
+      // The suite's cap again.
+      await backend.init();
+      await backend.replaceAll([]);
+    });
+
     extra?.(() => ({ network: network as TestNetwork, backend, serverRunner, connect }));
   });
 }

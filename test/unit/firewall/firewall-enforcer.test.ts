@@ -77,6 +77,30 @@ describe('FirewallEnforcer', () => {
     expect(await registry.getSingleMetricAsString('portcullis_firewall_command_failures_total')).toContain('operation="commit"} 1');
   });
 
+  it('when the kernel refuses part of a commit, logs and counts only the refused bans, and treats the rest as landed', async () => {
+    const { ledger, enforcer, clock, logs, registry, runner } = setup((command) => {
+      if (command.args[0] === 'restore' && (command.input ?? '').includes('198.51.100.9 ')) {
+        throw new FirewallCommandError('ipset', command.args, 'ipset v7.17: Error in line 1: Hash is full, cannot add more elements');
+      }
+      return { stdout: '', stderr: '' };
+    });
+    await enforcer.start();
+    // The first ban starts a commit; the next two wait for it and go in one batch.
+    ledger.add(ban('198.51.100.1', clock.nowMs()));
+    ledger.add(ban('198.51.100.9', clock.nowMs()));
+    ledger.add(ban('198.51.100.8', clock.nowMs()));
+    await enforcer.flush();
+    const line = logs.find((entry) => String(entry['msg']).startsWith('firewall refused part of a commit'));
+    expect(line?.['refused']).toEqual(['add 198.51.100.9']);
+    expect(await registry.getSingleMetricAsString('portcullis_firewall_command_failures_total')).toContain('operation="commit"} 1');
+    expect(await registry.getSingleMetricAsString('portcullis_ban_latency_seconds')).toMatch(/portcullis_ban_latency_seconds_count\{backend="ipset"\} 2/);
+    expect(enforcer.health()).toMatchObject({ ok: false, problem: expect.stringContaining('1 of 2 changes refused') });
+    for (let round = 0; round < 100 && !runner.commands.some((command) => command.file === 'conntrack'); round++) await new Promise((resolve) => setImmediate(resolve));
+    const flushed = runner.commands.filter((command) => command.file === 'conntrack').map((command) => command.input).join('');
+    expect(flushed).toContain('-s 198.51.100.8\n');
+    expect(flushed).not.toContain('198.51.100.9');
+  });
+
   // Issue 9: one conntrack process per ban, all at once, was a fork bomb in a flood.
   it('flushes conntrack for a burst of bans in a few batched processes, never many at once', async () => {
     let running = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FirewallCommandError } from '../../../src/core/errors.js';
+import { FirewallBatchError, FirewallCommandError } from '../../../src/core/errors.js';
 import type { KernelBan } from '../../../src/firewall/ban-backend.js';
 import { ScriptedCommandRunner } from '../../../src/firewall/command-runner.js';
 import { IpsetBackend, parseIpsetHeader, parseIpsetSave, renderIpsetCommit, renderIpsetReplaceAll } from '../../../src/firewall/ipset-backend.js';
@@ -85,6 +85,26 @@ describe('parsing ipset output', () => {
 });
 
 describe('IpsetBackend with a scripted runner', () => {
+  it('a line the kernel refuses does not lose the lines after it: the batch is split, the rest applied, the refused one named', async () => {
+    const runner = new ScriptedCommandRunner((command) => {
+      const lines = (command.input ?? '').split('\n');
+      const bad = lines.findIndex((line) => line.startsWith('add portcullis4 192.0.2.9 '));
+      if (bad !== -1) throw new FirewallCommandError('ipset', command.args, `ipset v7.17: Error in line ${bad + 1}: Hash is full, cannot add more elements\n`);
+      return { stdout: '', stderr: '' };
+    });
+    const backend = new IpsetBackend({ ports: [80], maxBans: 10 }, runner);
+    backend.add(ip('192.0.2.9'));
+    backend.add(ip('192.0.2.7'));
+    backend.add(net('198.51.100.0/24'));
+    backend.remove('192.0.2.5');
+    const error = await backend.commit().catch((reason: unknown) => reason);
+    expect(error).toBeInstanceOf(FirewallBatchError);
+    expect((error as FirewallBatchError).refused.map((change) => [change.kind, change.target])).toEqual([['add', '192.0.2.9']]);
+    expect((error as Error).message).toMatch(/1 of 4 changes refused, the others applied: add 192.0.2.9 \(ipset v7.17: Error in line \d: Hash is full/);
+    const accepted = runner.commands.filter((command) => !(command.input ?? '').includes('192.0.2.9 ')).map((command) => command.input).join('');
+    for (const line of ['del portcullis4 192.0.2.5', 'add portcullis4 192.0.2.7 timeout 600', 'add portcullis-net4 198.51.100.0/24 timeout 600']) expect(accepted).toContain(line);
+  });
+
   it('an invalid target throws before anything runs', async () => {
     const runner = new ScriptedCommandRunner();
     const backend = new IpsetBackend({ ports: [80], maxBans: 10 }, runner);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FirewallCommandError } from '../../../src/core/errors.js';
+import { FirewallBatchError, FirewallCommandError } from '../../../src/core/errors.js';
 import type { KernelBan } from '../../../src/firewall/ban-backend.js';
 import { ScriptedCommandRunner } from '../../../src/firewall/command-runner.js';
 import {
@@ -108,12 +108,18 @@ describe('IptablesBackend with a scripted runner', () => {
     ]);
   });
 
-  it('a commit over maxBans changes nothing in either family', async () => {
+  it('a commit over maxBans applies what fits and refuses the rest, naming it', async () => {
     const runner = new ScriptedCommandRunner((command) => ({ stdout: command.file === 'iptables-save' ? SAVED : '', stderr: '' }));
     const backend = new IptablesBackend({ ports: [80], maxBans: 2 }, runner);
     backend.add(ip('2001:db8::1'));
     backend.add(ip('192.0.2.7'));
-    await expect(backend.commit()).rejects.toThrow(FirewallCommandError);
-    expect(runner.commands.filter((command) => command.file.endsWith('-restore'))).toEqual([]);
+    const error = await backend.commit().catch((reason: unknown) => reason);
+    expect(error).toBeInstanceOf(FirewallBatchError);
+    expect((error as FirewallBatchError).refused.map((change) => [change.kind, change.target])).toEqual([['add', '192.0.2.7']]);
+    expect((error as Error).message).toMatch(/PORTCULLIS-ADDR would hold 3 rules: more than maxBans = 2/);
+    // The IPv4 chain is full: only the IPv6 ban was written.
+    expect(runner.commands.filter((command) => command.file.endsWith('-restore')).map((command) => [command.file, command.input])).toEqual([
+      ['ip6tables-restore', '*raw\n-A PORTCULLIS-ADDR -s 2001:db8::1/128 -j DROP\nCOMMIT\n'],
+    ]);
   });
 });

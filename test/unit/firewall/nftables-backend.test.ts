@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BackendUnavailableError, FirewallCommandError } from '../../../src/core/errors.js';
+import { BackendUnavailableError, FirewallBatchError, FirewallCommandError } from '../../../src/core/errors.js';
 import type { KernelBan } from '../../../src/firewall/ban-backend.js';
 import { validateBan } from '../../../src/firewall/ban-validation.js';
 import { ScriptedCommandRunner, type RecordedCommand } from '../../../src/firewall/command-runner.js';
@@ -251,6 +251,23 @@ describe('NftablesBackend with a scripted runner', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('a batch the kernel refuses for one element is split: the rest is applied, the refused one named', async () => {
+    const accepted: string[] = [];
+    const runner = new ScriptedCommandRunner((command) => {
+      if (command.args.includes('-j')) return { stdout: listing({}), stderr: '' };
+      if (command.input?.includes('192.0.2.9 timeout')) throw new FirewallCommandError('nft', command.args, 'Error: Could not process rule: Too many open files in system');
+      accepted.push(command.input ?? '');
+      return ok;
+    });
+    const backend = new NftablesBackend({ ports: [80], maxBans: 4 }, runner);
+    for (const target of ['192.0.2.7', '192.0.2.8', '192.0.2.9', '2001:db8::1']) backend.add(ip(target));
+    const error = await backend.commit().catch((reason: unknown) => reason);
+    expect(error).toBeInstanceOf(FirewallBatchError);
+    expect((error as FirewallBatchError).refused.map((change) => change.target)).toEqual(['192.0.2.9']);
+    expect((error as Error).message).toMatch(/add 192.0.2.9 \(Error: Could not process rule: Too many open files in system \(a ban set is full/);
+    for (const target of ['192.0.2.7', '192.0.2.8', '2001:db8::1']) expect(accepted.join('')).toContain(`${target} timeout 600s`);
   });
 
   it('a full set surfaces as FirewallCommandError that says so', async () => {
