@@ -2,12 +2,13 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AlertsConfig } from '../config/schema.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, WallClock } from '../core/clock.js';
+import { systemTimers, type TimerHandle, type Timers } from '../core/timers.js';
 import type { BanLedger } from '../escalation/ban-ledger.js';
 import { AlertMetrics } from '../metrics/alert-metrics.js';
 import { createAttackAlert, createBanAlert, type AlertOrigin } from './alert.js';
 import { AttackDetector } from './attack-detector.js';
-import { WebhookNotifier, type NotifierTimers } from './webhook-notifier.js';
+import { WebhookNotifier } from './webhook-notifier.js';
 import type { WebhookTransport } from './webhook-transport.js';
 
 /** Alerting as the proxy sees it. */
@@ -30,14 +31,14 @@ export interface AlertsDeps {
   /** The engine's monotonic clock, which ban times are on. */
   readonly clock: Clock;
   /** Wall-clock milliseconds since the epoch, for the times in alerts. */
-  readonly wall: { epochMs(): number };
+  readonly wall: WallClock;
   readonly logger: Logger;
   /** Where `portcullis_alert*` metrics are registered; startAlerts may be called once per registry. */
   readonly registry: Registry;
   /** @default UndiciWebhookTransport (tests pass a ScriptedWebhookTransport) */
   readonly transport?: WebhookTransport;
-  /** @default performance.now() and unref'd global timers */
-  readonly timers?: NotifierTimers;
+  /** @default systemTimers */
+  readonly timers?: Timers;
   /** Names this proxy in alerts. @default os.hostname() */
   readonly host?: string;
 }
@@ -57,14 +58,16 @@ const POLL_INTERVAL_MS = 1_000;
 export function startAlerts(config: AlertsConfig, deps: AlertsDeps): AlertsRuntime {
   const { ledger, clock, wall, logger } = deps;
   const host = deps.host ?? hostname();
+  const timers = deps.timers ?? systemTimers;
   const notifier = new WebhookNotifier(config, {
     logger,
     metrics: new AlertMetrics(deps.registry),
     ...(deps.transport === undefined ? {} : { transport: deps.transport }),
-    ...(deps.timers === undefined ? {} : { timers: deps.timers }),
+    clock,
+    timers,
   });
   let detector: AttackDetector | null = null;
-  let poller: ReturnType<typeof setInterval> | null = null;
+  let poller: TimerHandle = null;
   let closed = false;
 
   const origin = (): AlertOrigin => ({ nowEpochMs: wall.epochMs(), host });
@@ -83,7 +86,7 @@ export function startAlerts(config: AlertsConfig, deps: AlertsDeps): AlertsRunti
 
   const stopDetecting = (): void => {
     detector = null;
-    if (poller !== null) clearInterval(poller);
+    if (poller !== null) timers.clearInterval(poller);
     poller = null;
   };
 
@@ -95,8 +98,7 @@ export function startAlerts(config: AlertsConfig, deps: AlertsDeps): AlertsRunti
       if (detector === null) detector = new AttackDetector(next.attack_threshold);
       else detector.setThreshold(next.attack_threshold);
       if (poller === null) {
-        poller = setInterval(poll, POLL_INTERVAL_MS);
-        poller.unref();
+        poller = timers.setInterval(poll, POLL_INTERVAL_MS);
       }
     } else {
       stopDetecting();

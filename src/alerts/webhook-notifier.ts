@@ -1,46 +1,21 @@
 import type { Logger } from 'pino';
 import type { AlertsConfig, WebhookConfig } from '../config/schema.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
+import { systemTimers, type TimerHandle, type Timers } from '../core/timers.js';
 import type { AlertMetrics } from '../metrics/alert-metrics.js';
 import type { Alert, AlertEvent } from './alert.js';
 import { UndiciWebhookTransport, type WebhookTransport } from './webhook-transport.js';
-
-/**
- * Where the notifier gets time from. Injected so unit tests drive retries and
- * timeouts with fake timers; `now` must be on the same scale as
- * `setTimeout`'s delays.
- */
-export interface NotifierTimers {
-  /** Milliseconds, monotonic. */
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Globals looked up at call time, so fake timers installed after import still apply. */
-const systemTimers: NotifierTimers = {
-  now: () => performance.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
-/**
- * Lets the process exit while only alert timers are pending: a retry due in
- * 8 s must not hold up `portcullis check` or a crash exit. (close()'s own
- * grace timer stays ref'd: an unref'd one could let the process exit before
- * the shutdown steps after `await close()` run.)
- */
-function unref(handle: unknown): void {
-  (handle as { unref?: () => void } | null)?.unref?.();
-}
 
 export interface WebhookNotifierOptions {
   readonly logger: Logger;
   readonly metrics: AlertMetrics;
   /** @default UndiciWebhookTransport */
   readonly transport?: WebhookTransport;
-  /** @default performance.now() and the global setTimeout */
-  readonly timers?: NotifierTimers;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** @default systemTimers */
+  readonly timers?: Timers;
   /**
    * Deliveries each webhook may have waiting (not counting those in flight).
    * Beyond it the oldest is dropped, counted and logged: a receiver that is
@@ -108,7 +83,8 @@ export class WebhookNotifier {
   readonly #logger: Logger;
   readonly #metrics: AlertMetrics;
   readonly #transport: WebhookTransport;
-  readonly #timers: NotifierTimers;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
   readonly #warnings: RateLimitedLog;
   readonly #maxPending: number;
   readonly #maxInFlight: number;
@@ -127,8 +103,9 @@ export class WebhookNotifier {
     this.#logger = options.logger;
     this.#metrics = options.metrics;
     this.#transport = options.transport ?? new UndiciWebhookTransport();
+    this.#clock = options.clock ?? systemClock;
     this.#timers = options.timers ?? systemTimers;
-    this.#warnings = new RateLimitedLog(this.#logger, { nowMs: () => this.#timers.now() });
+    this.#warnings = new RateLimitedLog(this.#logger, this.#clock);
     this.#maxPending = positiveInteger('maxPendingPerWebhook', options.maxPendingPerWebhook ?? 1000);
     this.#maxInFlight = positiveInteger('maxInFlightPerWebhook', options.maxInFlightPerWebhook ?? 2);
     this.#maxAttempts = positiveInteger('maxAttempts', options.maxAttempts ?? 5);
@@ -158,7 +135,7 @@ export class WebhookNotifier {
   notify(alert: Alert): void {
     if (this.#active.length === 0 || this.#closing !== null) return;
     const body = JSON.stringify(alert);
-    const raisedMs = this.#timers.now();
+    const raisedMs = this.#clock.nowMs();
     const seq = this.#seq++;
     for (const channel of this.#active) {
       channel.queue.push({ event: alert.event, body, seq, raisedMs, attempts: 0, dueMs: raisedMs });
@@ -221,9 +198,10 @@ export class WebhookNotifier {
       }
     }
     if (dropped > 0) this.#logger.warn({ dropped }, 'alerts not delivered: portcullis is stopping');
-    let grace: unknown = null;
+    let grace: TimerHandle = null;
     const deadline = new Promise<void>((resolve) => {
-      grace = this.#timers.setTimeout(resolve, this.#closeGraceMs);
+      // Kept alive: the shutdown steps after `await close()` must still run.
+      grace = this.#timers.setTimeout(resolve, this.#closeGraceMs, true);
     });
     const windDown = Promise.allSettled(inFlight).then(() => this.#transport.close());
     await Promise.race([windDown.catch((error: unknown) => this.#logger.warn({ err: error }, 'closing the webhook transport failed')), deadline]);
@@ -258,7 +236,7 @@ export class WebhookNotifier {
   /** Starts every due delivery the in-flight cap allows, and arms the timer for the next retry. */
   #pump(channel: Channel): void {
     if (this.#closing !== null) return;
-    const now = this.#timers.now();
+    const now = this.#clock.nowMs();
     let nextDueMs = Number.POSITIVE_INFINITY;
     // The queue holds at most maxPending entries and only this loop's few
     // starts splice it, so a scan is cheap next to one HTTP request.
@@ -280,7 +258,6 @@ export class WebhookNotifier {
         channel.timer = null;
         this.#pump(channel);
       }, nextDueMs - now);
-      unref(channel.timer);
     }
   }
 
@@ -288,7 +265,6 @@ export class WebhookNotifier {
     delivery.attempts++;
     const controller = new AbortController();
     const timeout = this.#timers.setTimeout(() => controller.abort(TIMED_OUT), this.#timeoutMs);
-    unref(timeout);
     const done = this.#transport
       .post({ url: channel.webhook.url, headers: channel.webhook.headers, body: delivery.body }, controller.signal)
       .then(classifyStatus, (error: unknown): Outcome => {
@@ -310,7 +286,7 @@ export class WebhookNotifier {
     const fields = { event: delivery.event, webhook, attempts: delivery.attempts };
     if (outcome.kind === 'delivered') {
       this.#count(delivery.event, 'delivered');
-      this.#metrics.deliverySeconds.observe((this.#timers.now() - delivery.raisedMs) / 1000);
+      this.#metrics.deliverySeconds.observe((this.#clock.nowMs() - delivery.raisedMs) / 1000);
     } else if (outcome.kind === 'refused') {
       this.#count(delivery.event, 'failed');
       this.#warnings.warn('alert_refused', { ...fields, status: outcome.status }, 'webhook refused the alert; not retried (check its URL and headers)');
@@ -320,8 +296,8 @@ export class WebhookNotifier {
     } else {
       // No jitter: each webhook has at most a few deliveries in flight, so
       // retries in step cannot stampede the receiver.
-      delivery.dueMs = this.#timers.now() + this.#retryBaseMs * 2 ** (delivery.attempts - 1);
-      this.#logger.debug({ ...fields, status: outcome.status, why: outcome.why, retryInMs: delivery.dueMs - this.#timers.now() }, 'alert delivery failed; will retry');
+      delivery.dueMs = this.#clock.nowMs() + this.#retryBaseMs * 2 ** (delivery.attempts - 1);
+      this.#logger.debug({ ...fields, status: outcome.status, why: outcome.why, retryInMs: delivery.dueMs - this.#clock.nowMs() }, 'alert delivery failed; will retry');
       channel.queue.splice(insertionIndex(channel.queue, delivery.seq), 0, delivery);
       this.#trim(channel);
     }

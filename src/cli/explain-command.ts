@@ -1,3 +1,4 @@
+import { systemWallClock } from '../core/clock.js';
 import type { ExplainReport } from '../admin/explain-report.js';
 import { PortcullisError } from '../core/errors.js';
 import { ADMIN_OPTIONS, ADMIN_OPTIONS_HELP, AdminClient, expectOk, resolveAdminTarget } from './admin-client.js';
@@ -36,7 +37,7 @@ export async function runExplain(args: string[], out: NodeJS.WritableStream, env
   const answer = await new AdminClient(admin).call('GET', `/explain/${encodeURIComponent(positionals[0] as string)}`);
   if (values.json) out.write(answer.text);
   expectOk(answer, admin);
-  if (!values.json) out.write(`${renderExplanation(answer.body as ExplainReport, Date.now())}\n`);
+  if (!values.json) out.write(`${renderExplanation(answer.body as ExplainReport, systemWallClock.epochMs())}\n`);
   return 0;
 }
 

@@ -1,3 +1,4 @@
+import { systemWallClock } from '../core/clock.js';
 import type { StatusReport } from '../admin/status-report.js';
 import { ADMIN_OPTIONS, ADMIN_OPTIONS_HELP, AdminClient, expectOk, resolveAdminTarget } from './admin-client.js';
 import { banRow } from './bans-command.js';
@@ -30,7 +31,7 @@ export async function runStatus(args: string[], out: NodeJS.WritableStream, env:
   const answer = await new AdminClient(admin).call('GET', '/status');
   if (values.json) out.write(answer.text);
   expectOk(answer, admin);
-  if (!values.json) out.write(`${renderStatus(answer.body as StatusReport, admin.baseUrl, Date.now())}\n`);
+  if (!values.json) out.write(`${renderStatus(answer.body as StatusReport, admin.baseUrl, systemWallClock.epochMs())}\n`);
   return 0;
 }
 

@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, formatConfigProblem } from '../core/errors.js';
+import { systemTimers, type TimerHandle, type Timers } from '../core/timers.js';
 import { loadPolicyFile } from './policy-loader.js';
 import type { PolicyConfig } from './schema.js';
 
@@ -17,6 +18,8 @@ export interface PolicyReloaderOptions {
   onResult(ok: boolean): void;
   /** Quiet time after the last change event before reloading: editors write a file in several steps. */
   readonly debounceMs?: number;
+  /** @default systemTimers */
+  readonly timers?: Timers;
 }
 
 /**
@@ -28,13 +31,15 @@ export interface PolicyReloaderOptions {
  */
 export class PolicyReloader {
   readonly #options: PolicyReloaderOptions;
+  readonly #timers: Timers;
   #watcher: FSWatcher | null = null;
-  #debounce: NodeJS.Timeout | null = null;
+  #debounce: TimerHandle = null;
   /** The last reload queued: each new one runs after it. */
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: PolicyReloaderOptions) {
     this.#options = options;
+    this.#timers = options.timers ?? systemTimers;
   }
 
   /**
@@ -64,18 +69,17 @@ export class PolicyReloader {
 
   /** Stops watching. */
   close(): void {
-    if (this.#debounce !== null) clearTimeout(this.#debounce);
+    if (this.#debounce !== null) this.#timers.clearTimeout(this.#debounce);
     this.#watcher?.close();
     this.#watcher = null;
   }
 
   #schedule(): void {
-    if (this.#debounce !== null) clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
+    if (this.#debounce !== null) this.#timers.clearTimeout(this.#debounce);
+    this.#debounce = this.#timers.setTimeout(() => {
       this.#debounce = null;
       void this.reload('file changed');
     }, this.#options.debounceMs ?? 300);
-    this.#debounce.unref();
   }
 
   async #reloadOnce(trigger: string): Promise<ReloadResult> {

@@ -8,6 +8,19 @@ export interface Clock {
   nowMs(): number;
 }
 
+/**
+ * Wall-clock time, for what outlives the process or is read by people: the
+ * state file, alerts, access-log lines, metrics timestamps. Never used to
+ * measure a duration (it jumps with NTP).
+ */
+export interface WallClock {
+  /** Milliseconds since the Unix epoch. */
+  epochMs(): number;
+}
+
+/** The system's wall clock (Date.now()). */
+export const systemWallClock: WallClock = { epochMs: () => Date.now() };
+
 /** The process's monotonic clock (performance.now()). */
 export const systemClock: Clock = {
   nowMs: () => performance.now(),

@@ -1,16 +1,8 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import type { Clock, WallClock } from '../core/clock.js';
 import type { Ban } from './ban.js';
 import type { BanLedger } from './ban-ledger.js';
 import type { BanState, BanStateFile, LoadedBanState, SkippedEntry } from './ban-state-file.js';
-
-/** The wall clock, for turning monotonic times into times a file can keep. */
-export interface WallClock {
-  /** Milliseconds since the Unix epoch. */
-  epochMs(): number;
-}
-
-export const systemWallClock: WallClock = { epochMs: () => Date.now() };
 
 /**
  * Skipped entries logged one line each; the rest are only counted in the

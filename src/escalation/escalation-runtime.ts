@@ -3,13 +3,14 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/listen-address.js';
 import type { PolicyConfig } from '../config/schema.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, WallClock } from '../core/clock.js';
+import { systemTimers, type Timers } from '../core/timers.js';
 import type { BanBackend } from '../firewall/ban-backend.js';
 import { createBanBackend } from '../firewall/create-ban-backend.js';
 import { FirewallEnforcer } from '../firewall/firewall-enforcer.js';
 import type { EscalationMetrics } from '../metrics/escalation-metrics.js';
 import { BanLedger } from './ban-ledger.js';
-import { BanPersistence, type WallClock } from './ban-persistence.js';
+import { BanPersistence } from './ban-persistence.js';
 import { BanStateFile } from './ban-state-file.js';
 import { Escalator } from './escalator.js';
 import { NeverBanList } from './never-ban-list.js';
@@ -28,6 +29,8 @@ export interface EscalationRuntime {
 
 export interface EscalationDeps {
   readonly clock: Clock;
+  /** @default systemTimers */
+  readonly timers?: Timers;
   readonly wall: WallClock;
   readonly logger: Logger;
   readonly metrics: EscalationMetrics;
@@ -88,8 +91,8 @@ export async function startEscalation(config: PolicyConfig, deps: EscalationDeps
     }
   });
 
-  const sweep = setInterval(() => ledger.sweep(clock.nowMs()), SWEEP_INTERVAL_MS);
-  sweep.unref();
+  const timers = deps.timers ?? systemTimers;
+  const sweep = timers.setInterval(() => ledger.sweep(clock.nowMs()), SWEEP_INTERVAL_MS);
 
   return {
     ledger,
@@ -100,7 +103,7 @@ export async function startEscalation(config: PolicyConfig, deps: EscalationDeps
       escalator.reconfigure(next.escalation, neverBanFor(next));
     },
     async close() {
-      clearInterval(sweep);
+      timers.clearInterval(sweep);
       await enforcer.close();
       await persistence.close();
     },

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { systemWallClock, type WallClock } from '../core/clock.js';
 import type { ShadowRefusal } from '../engine/decision.js';
 import type { ForwardOutcome } from '../proxy/forwarder.js';
 
@@ -31,8 +32,10 @@ export class ProxyMetrics {
   readonly #reloads: Counter<'result'>;
   readonly #reloadOk: Gauge;
   readonly #reloadTime: Gauge;
+  readonly #wall: WallClock;
 
-  constructor(registry: Registry, sources: ProxyGaugeSources) {
+  constructor(registry: Registry, sources: ProxyGaugeSources, wall: WallClock = systemWallClock) {
+    this.#wall = wall;
     const registers = [registry];
     this.#requests = new Counter({
       name: 'portcullis_requests_total',
@@ -114,7 +117,7 @@ export class ProxyMetrics {
       registers,
     });
     this.#reloadOk.set(1);
-    this.#reloadTime.set(Date.now() / 1000);
+    this.#reloadTime.set(wall.epochMs() / 1000);
     for (const result of ['success', 'failure']) this.#reloads.inc({ result }, 0);
   }
 
@@ -154,6 +157,6 @@ export class ProxyMetrics {
   countReload(ok: boolean): void {
     this.#reloads.inc({ result: ok ? 'success' : 'failure' });
     this.#reloadOk.set(ok ? 1 : 0);
-    if (ok) this.#reloadTime.set(Date.now() / 1000);
+    if (ok) this.#reloadTime.set(this.#wall.epochMs() / 1000);
   }
 }

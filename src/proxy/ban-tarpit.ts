@@ -1,3 +1,5 @@
+import { systemTimers, type Timers } from '../core/timers.js';
+
 /** What the tarpit holds: a response, or a raw socket for an upgrade request. Either says when the client is gone. */
 export interface HeldConnection {
   readonly closed: boolean;
@@ -16,10 +18,12 @@ export class BanTarpit {
   #delayMs: number;
   #max: number;
   #held = 0;
+  readonly #timers: Timers;
 
-  constructor(delayMs: number, max: number) {
+  constructor(delayMs: number, max: number, timers: Timers = systemTimers) {
     this.#delayMs = delayMs;
     this.#max = max;
+    this.#timers = timers;
   }
 
   /** Applies reloaded settings; answers already held keep their timers. */
@@ -48,14 +52,14 @@ export class BanTarpit {
     const delayMs = this.#delayMs;
     const release = () => {
       this.#held--;
-      clearTimeout(timer);
+      this.#timers.clearTimeout(timer);
       connection.off('close', release);
     };
-    // unref: a held flooder must not keep a stopping process alive.
-    const timer = setTimeout(() => {
+    // Not kept alive: a held flooder must not keep a stopping process running.
+    const timer = this.#timers.setTimeout(() => {
       release();
       answer(delayMs);
-    }, delayMs).unref();
+    }, delayMs);
     connection.once('close', release);
   }
 }

@@ -8,9 +8,8 @@ import { parseListenAddress, type ListenAddress } from '../config/listen-address
 import { PolicyReloader, type ReloadResult } from '../config/policy-reloader.js';
 import { keepRestartOnly, restartOnlyChanges } from '../config/restart-only-keys.js';
 import type { PolicyConfig } from '../config/schema.js';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemClock, systemWallClock, type Clock, type WallClock } from '../core/clock.js';
 import { DecisionEngine } from '../engine/decision-engine.js';
-import { systemWallClock, type WallClock } from '../escalation/ban-persistence.js';
 import { startEscalation, type EscalationRuntime } from '../escalation/escalation-runtime.js';
 import type { BanBackend } from '../firewall/ban-backend.js';
 import { ClientResolver } from '../identity/client-resolver.js';
@@ -95,7 +94,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     trackedClients: () => ({ ...store.sizeByScope(), concurrency: slots.trackedClients }),
     // server is assigned below; gauges are read only on a scrape, after start.
     tarpitHeld: () => server.tarpitHeld,
-  });
+  }, wall);
   strikes = (rule, weight) => metrics.countStrikes(rule, weight);
   const engine = new DecisionEngine(policy, store, escalation);
   const rates = new DecisionRates();

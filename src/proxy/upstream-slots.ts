@@ -1,3 +1,6 @@
+import { systemClock, type Clock } from '../core/clock.js';
+import { systemTimers, type TimerHandle, type Timers } from '../core/timers.js';
+
 /**
  * Admission to the upstream. Apache (prefork or event, with PHP) holds a
  * worker and its memory for every request in flight; past `MaxRequestWorkers`
@@ -32,24 +35,6 @@ export interface Slot {
   /** Gives the slot back and lets the next waiter in. Idempotent: a second call is a no-op. */
   release(): void;
 }
-
-/**
- * Where UpstreamSlots gets time from. Injected so tests drive it with fake
- * timers; `now` must be on the same scale as `setTimeout`'s delays.
- */
-export interface SlotTimers {
-  /** Milliseconds, monotonic. */
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Globals looked up at call time, so fake timers installed after import still apply. */
-const systemTimers: SlotTimers = {
-  now: () => performance.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 /** Per-client counters. Present in the map only while the client holds or awaits a slot. */
 interface ClientUsage {
@@ -87,7 +72,8 @@ interface Waiter {
  */
 export class UpstreamSlots {
   #options: Readonly<UpstreamSlotsOptions>;
-  readonly #timers: SlotTimers;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
   readonly #clients = new Map<string, ClientUsage>();
   #inFlight = 0;
   #queued = 0;
@@ -98,14 +84,15 @@ export class UpstreamSlots {
    * than the head's deadline. Since every waiter gets the same timeout, the
    * queue is also in deadline order, so the head always expires first.
    */
-  #timer: unknown = null;
+  #timer: TimerHandle = null;
 
   /**
    * Throws a RangeError naming the option if a limit is not a whole number in
-   * range. `timers` defaults to performance.now() and the global setTimeout.
+   * range. Time comes from `clock` and `timers` (the system's by default).
    */
-  constructor(options: UpstreamSlotsOptions, timers: SlotTimers = systemTimers) {
+  constructor(options: UpstreamSlotsOptions, clock: Clock = systemClock, timers: Timers = systemTimers) {
     this.#options = validateOptions(options);
+    this.#clock = clock;
     this.#timers = timers;
   }
 
@@ -161,7 +148,7 @@ export class UpstreamSlots {
     const usage = existing ?? this.#track(clientKey);
 
     return new Promise((resolve) => {
-      const now = this.#timers.now();
+      const now = this.#clock.nowMs();
       const waiter: Waiter = {
         usage,
         enqueuedAtMs: now,
@@ -268,13 +255,13 @@ export class UpstreamSlots {
   }
 
   #expireDue(): void {
-    const now = this.#timers.now();
+    const now = this.#clock.nowMs();
     while (this.#head !== null && this.#head.deadlineMs <= now) this.#refuse(this.#head, 'queue_timeout');
   }
 
   #armTimer(): void {
     if (this.#timer !== null || this.#head === null) return;
-    const delayMs = Math.max(0, Math.ceil(this.#head.deadlineMs - this.#timers.now()));
+    const delayMs = Math.max(0, Math.ceil(this.#head.deadlineMs - this.#clock.nowMs()));
     this.#timer = this.#timers.setTimeout(this.#onTimer, delayMs);
   }
 

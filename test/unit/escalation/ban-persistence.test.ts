@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import type { Ban } from '../../../src/escalation/ban.js';
 import { BanLedger } from '../../../src/escalation/ban-ledger.js';
-import { BanPersistence, type WallClock } from '../../../src/escalation/ban-persistence.js';
+import type { WallClock } from '../../../src/core/clock.js';
+import { BanPersistence } from '../../../src/escalation/ban-persistence.js';
 import { BanStateFile } from '../../../src/escalation/ban-state-file.js';
 
 const PREFIX = { ipv4: 24, ipv6: 64 };

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ManualTimers } from '../../../src/core/timers.js';
 import { UpstreamSlots, type Slot, type SlotRefusal, type UpstreamSlotsOptions } from '../../../src/proxy/upstream-slots.js';
 
 const BASE: UpstreamSlotsOptions = {
@@ -238,31 +239,19 @@ describe('UpstreamSlots: timeouts', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('uses the injected timers', async () => {
-    let nowMs = 0;
-    const scheduled: { at: number; callback: () => void }[] = [];
-    const slots = new UpstreamSlots(
-      { ...BASE, upstreamMax: 1, queueTimeoutMs: 250 },
-      {
-        now: () => nowMs,
-        setTimeout: (callback, ms) => {
-          const entry = { at: nowMs + ms, callback };
-          scheduled.push(entry);
-          return entry;
-        },
-        clearTimeout: (handle) => {
-          scheduled.splice(scheduled.indexOf(handle as (typeof scheduled)[number]), 1);
-        },
-      },
-    );
+  it('uses the injected clock and timers', async () => {
+    const timers = new ManualTimers();
+    const slots = new UpstreamSlots({ ...BASE, upstreamMax: 1, queueTimeoutMs: 250 }, timers, timers);
     acquire(slots, 'x');
     const w = waitFor(slots, 'a', 'w');
-    expect(scheduled.map((entry) => entry.at)).toEqual([250]);
-    nowMs = 250;
-    scheduled.shift()?.callback();
+    expect(timers.pending).toBe(1);
+    timers.advance(249);
+    await settle();
+    expect(w.outcome).toBeUndefined();
+    timers.advance(1);
     await settle();
     expect(w.outcome).toBe('queue_timeout');
-    expect(scheduled).toEqual([]);
+    expect(timers.pending).toBe(0);
   });
 });
 
