@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ReloadResult } from '../config/policy-reloader.js';
-import { AdminHostError, AdminRequestError, PortcullisError } from '../core/errors.js';
+import { AdminHostError, AdminRequestError, PortcullisError, type ErrorCode } from '../core/errors.js';
 import { banByHand } from '../escalation/manual-ban.js';
 import type { ManualBanRequest } from '../escalation/manual-ban.js';
 import type { Ban } from '../escalation/ban.js';
@@ -143,7 +143,7 @@ export class AdminServer {
         return;
       }
       this.#context.logger.error({ err: error, method: req.method, url: req.url }, 'admin API request failed');
-      sendJson(res, 500, { error: { code: 'PC_ERR_INTERNAL', message: 'internal error; see the portcullis log' } });
+      sendJson(res, 500, { error: { code: 'PC_ERR_INTERNAL' satisfies ErrorCode, message: 'internal error; see the portcullis log' } });
     }
   }
 

@@ -1,4 +1,4 @@
-import net from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 /** Where a listener binds. */
 export interface ListenAddress {
@@ -19,6 +19,6 @@ export function parseListenAddress(text: string): ListenAddress | null {
   const host = (match[1] ?? match[2]) as string;
   const port = Number(match[3]);
   if (port > 65_535) return null;
-  if (match[1] !== undefined && net.isIPv6(host) === false) return null;
+  if (match[1] !== undefined && !ipaddr.IPv6.isValid(host)) return null;
   return { host, port };
 }

@@ -3,7 +3,7 @@ import type { ClientKey } from '../identity/client-key.js';
 import type { BucketSpec } from '../limiter/bucket-spec.js';
 import type { BucketStore } from '../limiter/bucket-store.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
-import type { EngineEscalation } from './decision-engine.js';
+import type { EngineEscalation } from './engine-escalation.js';
 
 /** One bucket of one client key, as it stands. */
 export interface BucketLevel {

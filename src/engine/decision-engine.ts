@@ -1,9 +1,8 @@
 import type { ClientKey } from '../identity/client-key.js';
-import type { BanLedger } from '../escalation/ban-ledger.js';
-import type { Escalator } from '../escalation/escalator.js';
 import type { BucketStore } from '../limiter/bucket-store.js';
 import type { CompiledLimitRule, CompiledPolicy } from '../policy/compiled-policy.js';
 import { explainClient, type ClientExplanation } from './client-explanation.js';
+import type { EngineEscalation } from './engine-escalation.js';
 import { LimitPlans, planMatched, type MatchPlans } from './limit-plan.js';
 import { ALLOW, type AllowDecision, type Decision, type Refusal, type ShadowRefusal } from './decision.js';
 import { PathCache } from './path-cache.js';
@@ -22,12 +21,6 @@ export interface RequestFacts {
 export interface MalformedRequest {
   readonly status: 400 | 501;
   readonly reason: string;
-}
-
-/** Bans and strikes; absent when escalation is not wired (unit tests of limits alone). */
-export interface EngineEscalation {
-  readonly ledger: BanLedger;
-  readonly escalator: Escalator;
 }
 
 /**

@@ -155,8 +155,10 @@ describe('expectOk', () => {
   it('keeps codes portcullis knows and maps the others to PC_ERR_ADMIN_REQUEST', async () => {
     expect((await failure(() => expectOk(answer(422, { error: { code: 'PC_ERR_CONFIG_INVALID', message: 'bad' } }), target(null)))).code).toBe('PC_ERR_CONFIG_INVALID');
     const internal = await failure(() => expectOk(answer(500, { error: { code: 'PC_ERR_INTERNAL', message: 'internal error; see the portcullis log' } }), target(null)));
-    expect(internal.code).toBe('PC_ERR_ADMIN_REQUEST');
+    expect(internal.code).toBe('PC_ERR_INTERNAL');
     expect(internal.message).toContain('internal error; see the portcullis log (HTTP 500)');
+    const unknown = await failure(() => expectOk(answer(500, { error: { code: 'PC_ERR_FROM_THE_FUTURE', message: 'newer server' } }), target(null)));
+    expect(unknown.code).toBe('PC_ERR_ADMIN_REQUEST');
     expect((await failure(() => expectOk(answer(502, { nonsense: true }), target(null)))).message).toContain('unexpected answer: {"nonsense":true}');
   });
 
