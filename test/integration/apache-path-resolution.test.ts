@@ -95,6 +95,37 @@ const VECTORS: readonly string[] = [
   'x:/xmlrpc.php',
   'http://x',
   'http://x?/xmlrpc.php',
+  // Backslashes are literal characters to Apache on Linux: never separators, in any form.
+  '/foo\\..\\xmlrpc.php',
+  '/a/b\\..\\..\\xmlrpc.php',
+  '/foo\\../xmlrpc.php',
+  '/foo/..\\xmlrpc.php',
+  '/.\\xmlrpc.php',
+  '/xmlrpc.php\\..',
+  '/xmlrpc\\.php',
+  '/%5cxmlrpc.php',
+  '/xmlrpc.php%5C',
+  '/foo%5c..%5cxmlrpc.php',
+  // Absolute-form: the path is read as in origin-form, backslashes included.
+  'http://x/foo\\..\\xmlrpc.php',
+  'http://x/a/b\\..\\..\\xmlrpc.php',
+  'http://x/..\\xmlrpc.php',
+  'HTTPS://x/.\\xmlrpc.php',
+  'http://x/\\xmlrpc.php',
+  'http://x/xmlrpc.php\\',
+  'http://x/%5c..%5cxmlrpc.php',
+  'http://x:80/xmlrpc.php',
+  'http://127.0.0.1/./xmlrpc.php',
+  'http://x/xmlrpc%2ephp',
+  'http://x/xmlrpc.php/anything',
+  'http://x/xmlrpc.php%2F..',
+  'http://x/foo%2F..%2Fxmlrpc.php',
+  'http://x/a//../xmlrpc.php',
+  'http://x/xmlrpc.php//..',
+  'http://x/xmlrpc',
+  'http://x/XMLRPC.PHP',
+  'http://x/xmlrpc.php?x=1',
+  'http://x/xmlrpc.php#f',
   '*',
 ];
 
@@ -142,17 +173,22 @@ const VARIANTS: readonly ApacheVariant[] = [
       '/%78mlrpc.php',
       'http://x/xmlrpc.php',
       'http:/xmlrpc.php',
+      'http://x:80/xmlrpc.php',
+      'http://127.0.0.1/./xmlrpc.php',
+      'http://x/xmlrpc%2ephp',
+      'http://x/xmlrpc.php/anything',
+      'http://x/a//../xmlrpc.php',
     ],
   },
   {
     name: 'MultiViews + AllowEncodedSlashes On',
     options: { modules: ['negotiation'], directoryConfig: MULTIVIEWS, extraConfig: 'AllowEncodedSlashes On\nMergeSlashes On' },
-    mustServe: ['/xmlrpc', '/xmlrpc/anything', '/xmlrpc%2Fx', '/xmlrpc.php%2F', '/%2Fxmlrpc.php', '/foo%2F..%2Fxmlrpc.php', '/%2e%2e%2fxmlrpc.php'],
+    mustServe: ['/xmlrpc', '/xmlrpc/anything', '/xmlrpc%2Fx', '/xmlrpc.php%2F', '/%2Fxmlrpc.php', '/foo%2F..%2Fxmlrpc.php', '/%2e%2e%2fxmlrpc.php', 'http://x/foo%2F..%2Fxmlrpc.php', 'http://x/xmlrpc'],
   },
   {
     name: 'MergeSlashes Off + AllowEncodedSlashes On + MultiViews',
     options: { modules: ['negotiation'], directoryConfig: MULTIVIEWS, extraConfig: 'AllowEncodedSlashes On\nMergeSlashes Off' },
-    mustServe: ['/xmlrpc.php//..', '/xmlrpc.php%2F%2F..'],
+    mustServe: ['/xmlrpc.php//..', '/xmlrpc.php%2F%2F..', 'http://x/xmlrpc.php//..'],
   },
   {
     // mod_speling redirects (301) or lists choices (300); it never serves another spelling itself.
@@ -292,6 +328,14 @@ describe('Apache path resolution vs normalizeRequestPath + exact /xmlrpc.php', (
     expect(notServed).toEqual([]);
     // And the proxy blocks each of them.
     expect(mustServe.filter((t) => verdict(t) !== 'blocked')).toEqual([]);
+  });
+
+  it('a backslash is a literal character: no spelling with one reaches xmlrpc.php, in any form or configuration', () => {
+    const backslashed = VECTORS.filter((t) => t.includes('\\') || /%5c/i.test(t));
+    expect(backslashed.length).toBeGreaterThanOrEqual(20);
+    for (const [name, outcomes] of results) {
+      expect(outcomes.filter((o) => backslashed.includes(o.target) && o.servedXmlrpc).map((o) => o.target), name).toEqual([]);
+    }
   });
 
   it('reaches xmlrpc.php through many distinct spellings overall', () => {
