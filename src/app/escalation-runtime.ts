@@ -1,5 +1,3 @@
-import { lookup } from 'node:dns/promises';
-import net from 'node:net';
 import type { Logger } from 'pino';
 import { parseListenAddress } from '../config/listen-address.js';
 import type { PolicyConfig } from '../config/schema.js';
@@ -9,20 +7,14 @@ import type { BanBackend } from '../firewall/ban-backend.js';
 import { createBanBackend } from '../firewall/create-ban-backend.js';
 import { FirewallEnforcer } from '../firewall/firewall-enforcer.js';
 import type { EscalationMetrics } from '../metrics/escalation-metrics.js';
-import { BanLedger } from './ban-ledger.js';
-import { BanPersistence } from './ban-persistence.js';
-import { BanStateFile } from './ban-state-file.js';
-import { Escalator } from './escalator.js';
-import { NeverBanList } from './never-ban-list.js';
+import type { BanLedger } from '../escalation/ban-ledger.js';
+import { BanPersistence } from '../escalation/ban-persistence.js';
+import { BanStateFile } from '../escalation/ban-state-file.js';
 
-/** Everything that turns refusals into enforced, persistent bans. */
+/** The I/O around the engine's ban ledger: the state file, the firewall backend, the sweep and the ban log lines. */
 export interface EscalationRuntime {
-  readonly ledger: BanLedger;
-  readonly escalator: Escalator;
   readonly enforcer: FirewallEnforcer;
   readonly persistence: BanPersistence;
-  /** Applies a reloaded policy's escalation settings and never-ban list (backend and sizes stay until restart). */
-  reconfigure(config: PolicyConfig): void;
   /** Stops the sweep, waits for the last commit and the last state write. */
   close(): Promise<void>;
 }
@@ -36,27 +28,19 @@ export interface EscalationDeps {
   readonly metrics: EscalationMetrics;
   /** A backend to use instead of the one the policy names (tests run one inside a network namespace). */
   readonly backend?: BanBackend;
-  /** Told of every strike counted (metrics). */
-  readonly onStrike?: (rule: string, weight: number) => void;
 }
 
 /** How often expired bans are swept out (their kernel entries expire by themselves). */
 const SWEEP_INTERVAL_MS = 1_000;
 
-/** Builds the ledger, restores the state file, starts the firewall backend and follows every change. */
-export async function startEscalation(config: PolicyConfig, deps: EscalationDeps): Promise<EscalationRuntime> {
+/**
+ * Restores the ledger from the state file, starts the firewall backend and
+ * follows every change of the ledger (kernel, state file, log, metrics).
+ * The ledger itself comes from the engine assembly, which does no I/O.
+ */
+export async function startEscalation(config: PolicyConfig, ledger: BanLedger, deps: EscalationDeps): Promise<EscalationRuntime> {
   const { clock, logger, metrics } = deps;
   const esc = config.escalation;
-  const ledger = new BanLedger({ maxBans: esc.max_bans, maxHistory: esc.max_history, prefix: config.clients.prefix });
-  const upstream = await upstreamAddresses(config.upstream, logger);
-  const neverBanFor = (policy: PolicyConfig) => new NeverBanList([...policy.clients.allow, ...policy.clients.trusted_proxies, ...upstream]);
-  const escalator = new Escalator({
-    config: esc,
-    ledger,
-    neverBan: neverBanFor(config),
-    maxTracked: config.clients.max_tracked,
-    ...(deps.onStrike ? { onStrike: deps.onStrike } : {}),
-  });
   metrics.observeActiveBans(() => ledger.active().filter((ban) => !ban.dryRun));
 
   const persistence = new BanPersistence(BanStateFile.in(config.state_dir), ledger, clock, deps.wall, logger);
@@ -95,29 +79,12 @@ export async function startEscalation(config: PolicyConfig, deps: EscalationDeps
   const sweep = timers.setInterval(() => ledger.sweep(clock.nowMs()), SWEEP_INTERVAL_MS);
 
   return {
-    ledger,
-    escalator,
     enforcer,
     persistence,
-    reconfigure(next) {
-      escalator.reconfigure(next.escalation, neverBanFor(next));
-    },
     async close() {
       timers.clearInterval(sweep);
       await enforcer.close();
       await persistence.close();
     },
   };
-}
-
-/** The upstream's addresses, never to be banned (a hostname is resolved once, at start). */
-async function upstreamAddresses(upstream: string, logger: Logger): Promise<string[]> {
-  const host = new URL(upstream).hostname.replace(/^\[|\]$/g, '');
-  if (net.isIP(host) !== 0) return [host];
-  try {
-    return (await lookup(host, { all: true })).map((entry) => entry.address);
-  } catch (error) {
-    logger.warn({ err: error, upstream }, 'could not resolve the upstream host to protect it from bans');
-    return [];
-  }
 }

@@ -1,35 +1,39 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { AdminServer, type Readiness } from '../admin/admin-server.js';
-import { startAlerts } from '../alerts/alert-runtime.js';
+import { AdminServer } from '../admin/admin-server.js';
 import { loadAdminToken } from '../admin/admin-token.js';
+import { startAlerts } from '../alerts/alert-runtime.js';
 import { parseListenAddress, type ListenAddress } from '../config/listen-address.js';
 import { PolicyReloader, type ReloadResult } from '../config/policy-reloader.js';
-import { keepRestartOnly, restartOnlyChanges } from '../config/restart-only-keys.js';
 import type { PolicyConfig } from '../config/schema.js';
 import { systemClock, systemWallClock, type Clock, type WallClock } from '../core/clock.js';
-import { DecisionEngine } from '../engine/decision-engine.js';
-import { startEscalation, type EscalationRuntime } from '../escalation/escalation-runtime.js';
+import { PortcullisError } from '../core/errors.js';
+import type { DecisionEngine } from '../engine/decision-engine.js';
+import { assembleEngine } from '../engine/engine-assembly.js';
+import type { BanLedger } from '../escalation/ban-ledger.js';
 import type { BanBackend } from '../firewall/ban-backend.js';
-import { ClientResolver } from '../identity/client-resolver.js';
-import { MemoryBucketStore } from '../limiter/stores/memory-bucket-store.js';
-import { DecisionRates } from '../metrics/decision-rates.js';
 import { ConnectionMetrics } from '../metrics/connection-metrics.js';
+import { DecisionRates } from '../metrics/decision-rates.js';
 import { EscalationMetrics } from '../metrics/escalation-metrics.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RecentOffenders } from '../metrics/recent-offenders.js';
-import { compilePolicy, type CompiledPolicy } from '../policy/compiled-policy.js';
-import { PortcullisError } from '../core/errors.js';
-import { AccessLog } from './access-log.js';
-import { ClientConnections } from './client-connections.js';
-import { ProxyServer, type ProxyServerLimits } from './proxy-server.js';
-import { RequestObserver } from './request-observer.js';
-import { UndiciForwarder } from './undici-forwarder.js';
-import { probeUpstream } from './upstream-probe.js';
-import { UpgradedConnections } from './upgraded-connections.js';
-import { UpstreamSlots, type UpstreamSlotsOptions } from './upstream-slots.js';
-import { WebSocketForwarder } from './websocket-forwarder.js';
+import { AccessLog } from '../proxy/access-log.js';
+import { ClientConnections } from '../proxy/client-connections.js';
+import { ProxyServer } from '../proxy/proxy-server.js';
+import { RequestObserver } from '../proxy/request-observer.js';
+import { UndiciForwarder } from '../proxy/undici-forwarder.js';
+import { probeUpstream } from '../proxy/upstream-probe.js';
+import { UpgradedConnections } from '../proxy/upgraded-connections.js';
+import { UpstreamSlots } from '../proxy/upstream-slots.js';
+import { WebSocketForwarder } from '../proxy/websocket-forwarder.js';
+import { applyReload } from './apply-reload.js';
+import { bufferingSettings, startBuffering } from './start-buffering.js';
+import { CloserStack } from './closer-stack.js';
+import { createResolver, serverLimits, slotOptions } from './component-options.js';
+import { startEscalation, type EscalationRuntime } from './escalation-runtime.js';
+import { checkReadiness } from './readiness.js';
+import { resolveUpstreamAddresses } from './upstream-addresses.js';
 
 /** A running proxy. */
 export interface RunningPortcullis {
@@ -38,6 +42,8 @@ export interface RunningPortcullis {
   /** Where the admin API listens. */
   readonly adminAddress: AddressInfo;
   readonly engine: DecisionEngine;
+  /** The bans in force. */
+  readonly ledger: BanLedger;
   /** Upstream admission, for status and tests. */
   readonly slots: UpstreamSlots;
   readonly escalation: EscalationRuntime;
@@ -65,29 +71,48 @@ export interface StartOptions {
   readonly watchPolicy?: boolean;
 }
 
-/** Assembles identity, engine, admission, forwarding, metrics and the admin API from a validated policy and starts listening. */
+/**
+ * The composition root: the only place that knows every part. Builds them in
+ * order from a validated policy and starts listening; every resource started
+ * goes on one stack of closers, so a failure at any step unwinds all the steps
+ * before it (no listener, watcher, timer or child left behind) and rethrows.
+ */
 export async function startPortcullis(initial: PolicyConfig, options: StartOptions): Promise<RunningPortcullis> {
+  const closers = new CloserStack();
+  try {
+    return await start(initial, options, closers);
+  } catch (error) {
+    await closers.close(0, (name, closeError) => options.logger.error({ err: closeError, part: name }, 'could not stop a part while unwinding a failed start'));
+    throw error;
+  }
+}
+
+async function start(initial: PolicyConfig, options: StartOptions, closers: CloserStack): Promise<RunningPortcullis> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const wall = options.wall ?? systemWallClock;
   const startedMs = clock.nowMs();
   let config = initial;
-  let policy = compilePolicy(config);
   const token = await loadAdminToken(config.admin.token_file);
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const store = new MemoryBucketStore(config.clients.max_tracked);
-  const slots = new UpstreamSlots(slotOptions(config));
-  let strikes: (rule: string, weight: number) => void = () => {};
-  const escalation = await startEscalation(config, {
+  let countStrike: (rule: string, weight: number) => void = () => {};
+  const assembled = assembleEngine(config, {
+    alsoNeverBan: await resolveUpstreamAddresses(config.upstream, logger),
+    onStrike: (rule, weight) => countStrike(rule, weight),
+  });
+  const { engine, store, ledger, escalator } = assembled;
+  const escalation = await startEscalation(config, ledger, {
     clock,
     wall,
     logger,
     metrics: new EscalationMetrics(registry),
-    onStrike: (rule, weight) => strikes(rule, weight),
     ...(options.banBackend ? { backend: options.banBackend } : {}),
   });
+  closers.push('escalation', escalation, () => escalation.close());
+
+  const slots = new UpstreamSlots(slotOptions(config));
   const metrics = new ProxyMetrics(registry, {
     upstreamInFlight: () => slots.inFlight,
     upstreamQueued: () => slots.queued,
@@ -95,11 +120,11 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     // server is assigned below; gauges are read only on a scrape, after start.
     tarpitHeld: () => server.tarpitHeld,
   }, wall);
-  strikes = (rule, weight) => metrics.countStrikes(rule, weight);
-  const engine = new DecisionEngine(policy, store, escalation);
+  countStrike = (rule, weight) => metrics.countStrikes(rule, weight);
   const rates = new DecisionRates();
   const offenders = new RecentOffenders(config.escalation.window);
-  const alerts = startAlerts(config.alerts, { ledger: escalation.ledger, clock, wall, logger, registry });
+  const alerts = startAlerts(config.alerts, { ledger, clock, wall, logger, registry });
+  closers.push('alerts', alerts, () => alerts.close());
   const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts });
 
   const forwarder = new UndiciForwarder({
@@ -110,54 +135,56 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     bodyTimeoutMs: config.timeouts.upstream_body,
     maxBodyBytes: config.request.max_body,
   });
+  closers.push('forwarder', forwarder, () => forwarder.close());
   const websockets = new WebSocketForwarder({ upstream: config.upstream, handshakeTimeoutMs: config.timeouts.upstream_headers }, logger);
+  closers.push('websockets', websockets, () => websockets.close());
+  const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, logger, registry);
+  if (accessLog !== null) closers.push('access log', accessLog, () => accessLog.close());
+
+  const buffering = await startBuffering(config, { logger, registry, clock });
   const connections = new ClientConnections();
   const upgraded = new UpgradedConnections(config.connections.upgraded_per_client_max);
-  escalation.ledger.onChange((change) => {
+  ledger.onChange((change) => {
     if (change.kind === 'added' && !change.ban.dryRun) connections.closeCovered(change.ban);
   });
-  const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, logger, registry);
+  const connectionMetrics = new ConnectionMetrics(registry, { open: () => connections.size, upgraded: () => upgraded.size });
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, policy, clock, logger), slots, forwarder, websockets, connections, upgraded, observer, connectionMetrics: new ConnectionMetrics(registry, { open: () => connections.size, upgraded: () => upgraded.size }), accessLog, clock, logger },
+    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, forwarder, buffering, websockets, connections, upgraded, observer, connectionMetrics, accessLog, clock, logger },
     serverLimits(config),
   );
 
-  /** Swaps in a reloaded policy; restart-only keys keep their running values. */
-  const apply = (next: PolicyConfig): string[] => {
-    const restartNeeded = restartOnlyChanges(config, next);
-    const effective = keepRestartOnly(config, next);
-    const compiled = compilePolicy(effective);
-    // Everything is built before anything is swapped, so a throw leaves the old policy whole.
-    const resolver = createResolver(effective, compiled, clock, logger);
-    engine.setPolicy(compiled);
-    server.setResolver(resolver);
-    server.setLimits(serverLimits(effective));
-    slots.reconfigure(slotOptions(effective));
-    upgraded.configure(effective.connections.upgraded_per_client_max);
-    escalation.reconfigure(effective);
-    alerts.setConfig(effective.alerts);
-    config = effective;
-    policy = compiled;
-    return restartNeeded;
-  };
   let loadedEpochMs = wall.epochMs();
   let lastReloadOk = true;
-  const onReloaded = (ok: boolean) => {
-    metrics.countReload(ok);
-    lastReloadOk = ok;
-    if (ok) loadedEpochMs = wall.epochMs();
-  };
-  const reloader = options.policyFile === undefined ? null : new PolicyReloader({ file: options.policyFile, logger, apply, onResult: onReloaded });
+  const reloader =
+    options.policyFile === undefined
+      ? null
+      : new PolicyReloader({
+          file: options.policyFile,
+          logger,
+          apply: (next) => {
+            const applied = applyReload({ assembled, server, slots, upgraded, alerts, clock, logger }, config, next);
+            config = applied.config;
+            buffering.configure(bufferingSettings(config.buffering));
+            return applied.restartNeeded;
+          },
+          onResult: (ok) => {
+            metrics.countReload(ok);
+            lastReloadOk = ok;
+            if (ok) loadedEpochMs = wall.epochMs();
+          },
+        });
+  if (reloader !== null) closers.push('policy reloader', reloader, () => reloader.close());
   if (options.watchPolicy === true) reloader?.watch();
   const reload = (trigger: string): Promise<ReloadResult> =>
     reloader === null ? Promise.resolve({ ok: false, problems: ['this portcullis was started without a policy file to reload'] }) : reloader.reload(trigger);
 
   const listen = parseListenAddress(config.listen) as ListenAddress;
   const address = await server.listen(listen.host, listen.port);
+  closers.push('proxy listener', server, (graceMs) => server.close(graceMs));
   const admin = new AdminServer({
     registry,
-    ledger: escalation.ledger,
-    escalator: escalation.escalator,
+    ledger,
+    escalator,
     engine,
     logger,
     token,
@@ -168,7 +195,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     nowMs: () => clock.nowMs(),
     epochMs: () => wall.epochMs(),
     prefixLengths: () => config.clients.prefix,
-    readiness: () => readiness(config, escalation),
+    readiness: () => checkReadiness(config, escalation.enforcer),
     reload: () => reload('admin API'),
     upstream: () => ({ in_flight: slots.inFlight, max: config.concurrency.upstream_max, queued: slots.queued, queue_max: config.concurrency.queue_max }),
     trackedClients: () => ({ ...store.sizeByScope(), concurrency: slots.trackedClients }),
@@ -176,16 +203,9 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     firewall: () => escalation.enforcer.health(),
   });
   const adminListen = parseListenAddress(config.admin.listen) as ListenAddress;
-  let adminAddress: AddressInfo;
-  try {
-    adminAddress = await admin.listen(adminListen.host, adminListen.port);
-  } catch (error) {
-    await server.close(0);
-    await accessLog?.close();
-    await alerts.close();
-    await escalation.close();
-    throw error;
-  }
+  const adminAddress = await admin.listen(adminListen.host, adminListen.port);
+  closers.push('admin listener', admin, () => admin.close());
+
   logger.info(
     { listen: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream, limits: config.limits.length, blocks: config.block.length },
     'portcullis is listening',
@@ -195,11 +215,11 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
     if (problem !== null) logger.warn({ upstream: config.upstream, error: problem }, 'upstream is not accepting connections: requests will get 502 until it does (is Apache listening there?)');
   });
 
-  let closing: Promise<void> | null = null;
   return {
     address,
     adminAddress,
     engine,
+    ledger,
     slots,
     escalation,
     registry,
@@ -211,17 +231,7 @@ export async function startPortcullis(initial: PolicyConfig, options: StartOptio
       await accessLog?.reopen().catch((error: unknown) => logger.error({ err: error, path: config.access_log }, 'cannot reopen the access log; still writing to the old file'));
     },
     close(graceMs = 10_000) {
-      closing ??= (async () => {
-        reloader?.close();
-        await admin.close();
-        await server.close(graceMs);
-        websockets.close();
-        await forwarder.close();
-        await accessLog?.close();
-        await alerts.close();
-        await escalation.close();
-      })();
-      return closing;
+      return closers.close(graceMs, (name, error) => logger.error({ err: error, part: name }, 'error while stopping'));
     },
   };
 }
@@ -232,48 +242,4 @@ async function openAccessLog(path: string, logger: Logger, registry: Registry): 
   } catch (error) {
     throw new PortcullisError('PC_ERR_ACCESS_LOG', `${(error as Error).message} (access_log in the policy)`, { cause: error });
   }
-}
-
-function createResolver(config: PolicyConfig, policy: CompiledPolicy, clock: Clock, logger: Logger): ClientResolver {
-  return new ClientResolver({
-    trustedProxies: policy.trustedProxies,
-    prefix: config.clients.prefix,
-    clock,
-    onUntrustedForwardedFor: (peerIp) =>
-      logger.warn({ peer: peerIp }, 'X-Forwarded-For from a peer not in clients.trusted_proxies was ignored; if this peer is your CDN or load balancer, add it there (logged once per peer per hour)'),
-  });
-}
-
-function serverLimits(config: PolicyConfig): ProxyServerLimits {
-  return {
-    headersTimeoutMs: config.timeouts.client_headers,
-    requestTimeoutMs: config.timeouts.client_request,
-    keepAliveTimeoutMs: config.timeouts.client_keepalive,
-    maxBodyBytes: config.request.max_body,
-    tarpitMs: config.escalation.tarpit,
-    tarpitMax: config.escalation.tarpit_max,
-    connectionsPerClientMax: config.connections.per_client_max,
-    connectionsMax: config.connections.max,
-  };
-}
-
-function slotOptions(config: PolicyConfig): UpstreamSlotsOptions {
-  return {
-    upstreamMax: config.concurrency.upstream_max,
-    perClientMax: config.concurrency.per_client_max,
-    queueMax: config.concurrency.queue_max,
-    perClientQueueMax: config.concurrency.per_client_queue_max,
-    queueTimeoutMs: config.concurrency.queue_timeout,
-  };
-}
-
-/** Ready when the upstream accepts connections and the firewall backend works as configured. */
-async function readiness(config: PolicyConfig, escalation: EscalationRuntime): Promise<Readiness> {
-  const upstreamProblem = await probeUpstream(config.upstream, Math.min(config.timeouts.upstream_connect, 2_000));
-  const firewall = escalation.enforcer.health();
-  const checks = {
-    upstream: { ok: upstreamProblem === null, detail: upstreamProblem ?? `${config.upstream} accepts connections` },
-    firewall: { ok: firewall.ok, detail: firewall.problem ?? `${firewall.active} backend working` },
-  };
-  return { ready: checks.upstream.ok && checks.firewall.ok, checks };
 }

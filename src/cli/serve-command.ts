@@ -1,6 +1,6 @@
 import { DEFAULT_POLICY_FILE, loadPolicyFile } from '../config/policy-loader.js';
 import { createLogger } from '../core/logger.js';
-import { startPortcullis } from '../proxy/start-portcullis.js';
+import { startPortcullis } from '../app/start-portcullis.js';
 import { parseCommandArgs } from './usage-error.js';
 
 export const SERVE_HELP = `Usage: portcullis serve [--config FILE]

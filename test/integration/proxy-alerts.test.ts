@@ -97,7 +97,7 @@ describe('alerts from a running proxy', () => {
         for (let i = 0; i < 2; i++) await request(proxy.url, { method: 'POST', path: '/xmlrpc.php', body: '<x/>', agent }).catch(() => undefined);
         agent.destroy();
       }
-      expect(proxy.running.escalation.ledger.size).toBe(5);
+      expect(proxy.running.ledger.size).toBe(5);
       const meanwhile = await medianMs(proxy.url, '127.0.71.2');
       // Generous: the point is "not seconds", on a shared machine.
       expect(meanwhile).toBeLessThan(Math.max(quiet * 3, quiet + 20));

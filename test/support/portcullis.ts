@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { parsePolicy } from '../../src/config/policy-loader.js';
 import type { BanBackend } from '../../src/firewall/ban-backend.js';
-import { startPortcullis, type RunningPortcullis } from '../../src/proxy/start-portcullis.js';
+import { startPortcullis, type RunningPortcullis } from '../../src/app/start-portcullis.js';
 
 export interface TestProxy {
   readonly url: string;
