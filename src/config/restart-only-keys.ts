@@ -25,6 +25,7 @@ export const RESTART_ONLY_KEYS = [
   'timeouts.upstream_headers',
   'timeouts.upstream_body',
   'request.max_body',
+  'buffering.temp_dir',
 ] as const;
 
 function read(config: unknown, path: string): unknown {

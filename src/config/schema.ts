@@ -271,6 +271,30 @@ const request = z.strictObject({
   max_body: byteSize.default(64 * 1_048_576),
 });
 
+/**
+ * Buffering between slow clients and Apache: a request body is received in
+ * full before an upstream slot is taken, and Apache's answer is read at
+ * Apache's pace while the client reads it at its own, so neither a client
+ * that sends one byte a second nor one that never reads holds a worker.
+ * Memory first, then temp files; both capped in total.
+ */
+const buffering = z.strictObject({
+  /** Off: bodies stream both ways as they arrive, and a slow client holds its Apache worker to the end. */
+  enabled: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(true),
+  /** Request body bytes kept in memory per request; the rest goes to a temp file. Logins, comments and REST saves fit; uploads spill. */
+  request_memory: byteSize.default(64 * 1_024),
+  /** Response bytes kept in memory per response ahead of a slow reader; the rest goes to a temp file. Most HTML pages fit whole. */
+  response_memory: byteSize.default(256 * 1_024),
+  /** Memory all buffers together may hold; past it, buffers spill to disk. Judgement call: a small share of a web server's RAM. */
+  memory_total: byteSize.default(128 * 1_048_576),
+  /** Where temp files go (created 0700; ours are removed at start). Absent: `state_dir`/tmp. */
+  temp_dir: text('a directory path').optional(),
+  /** Disk all temp files together may use; past it, request bodies get 503 and responses are passed on at the client's pace. */
+  temp_total: byteSize.default(1_073_741_824),
+  /** Paths streamed both ways without buffering (large uploads, server-sent events); same syntax as `limits[].paths`. */
+  stream_paths: z.array(rulePath).default([]),
+});
+
 const port = z
   .int({ error: (issue) => expected('a TCP port 1–65535', issue.input) })
   .min(1, { error: (issue) => `must be a TCP port 1–65535, got ${describe(issue.input)}` })
@@ -396,6 +420,7 @@ export const policySchema = z
     state_dir: text('a directory path').default('/var/lib/portcullis'),
     timeouts: timeouts.prefault({}),
     request: request.prefault({}),
+    buffering: buffering.prefault({}),
     admin: admin.prefault({}),
     alerts: alerts.prefault({}),
     /** Apache `combined`-format log of requests forwarded upstream, so existing log tooling keeps working. Absent: none. */
@@ -424,5 +449,6 @@ export type BlockRuleConfig = PolicyConfig['block'][number];
 export type BucketConfig = NonNullable<LimitRuleConfig['per_ip']>;
 export type EscalationConfig = PolicyConfig['escalation'];
 export type AlertsConfig = PolicyConfig['alerts'];
+export type BufferingConfig = PolicyConfig['buffering'];
 export type WebhookConfig = AlertsConfig['webhooks'][number];
 export type RuleMode = (typeof RULE_MODES)[number];

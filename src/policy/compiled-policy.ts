@@ -87,7 +87,7 @@ export function compilePolicy(config: PolicyConfig): CompiledPolicy {
 }
 
 /** `paths` entries: exact (with PATH_INFO) unless they end in `*`, which makes them a prefix. */
-function compileRulePath(path: string, caseSensitive: boolean): PathPattern {
+export function compileRulePath(path: string, caseSensitive: boolean): PathPattern {
   return path.endsWith('*')
     ? compilePathPattern({ kind: 'prefix', prefix: path.slice(0, -1), caseSensitive })
     : compilePathPattern({ kind: 'exact', path, caseSensitive });

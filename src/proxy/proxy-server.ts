@@ -15,7 +15,9 @@ import type { AccessLog } from './access-log.js';
 import { BanTarpit } from './ban-tarpit.js';
 import type { RequestObserver } from './request-observer.js';
 import { bodyBytesOf, countBodyBytes } from './response-body-counter.js';
-import type { Forwarder } from './forwarder.js';
+import { writeBodyRefusal } from './buffering/body-refusal.js';
+import type { Buffering } from './buffering/buffering.js';
+import type { ForwardBuffering, ForwardOutcome, Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
 import { findFramingProblem } from './request-framing.js';
@@ -30,6 +32,8 @@ export interface ProxyServerParts {
   readonly resolver: ClientResolver;
   readonly slots: UpstreamSlots;
   readonly forwarder: Forwarder;
+  /** Request bodies received and responses read ahead of slow clients (`buffering:`). */
+  readonly buffering: Buffering;
   readonly websockets: WebSocketForwarder;
   readonly connections: ClientConnections;
   /** Spliced upgrade connections per client, capped apart from upstream slots. */
@@ -226,16 +230,31 @@ export class ProxyServer {
       return;
     }
 
+    // The body is received before a slot is taken: a client that sends it slowly holds no Apache worker.
+    const buffering = await this.#receiveBody(req, res, origin.target);
+    if (buffering === 'answered') return;
     const slot = await this.#admit(request, res);
     if (slot === null) return;
     const startedMs = clock.nowMs();
     const accessLog = this.#parts.accessLog;
     const arrivedEpochMs = accessLog === null ? 0 : Date.now() - (startedMs - decidedMs);
     if (accessLog !== null) countBodyBytes(res);
+    let outcome: ForwardOutcome;
     try {
-      const outcome = await forwarder.forward(req, res, who.forwarding, origin);
-      observer.forwarded(outcome, (clock.nowMs() - startedMs) / 1000);
-      accessLog?.record({
+      outcome = await forwarder.forward(req, res, who.forwarding, origin, buffering ?? undefined);
+    } finally {
+      // The upstream is done: a buffered answer may still be on its way to a slow client, which needs no slot for it.
+      slot.release();
+      buffering?.body?.release();
+    }
+    observer.forwarded(outcome, (clock.nowMs() - startedMs) / 1000);
+    if (outcome !== 'ok' && outcome !== 'client_aborted' && outcome !== 'body_too_large') {
+      this.#failures.warn(outcome, { method: req.method, url: req.url }, `upstream request failed: ${outcome}`);
+    }
+    if (accessLog !== null) {
+      // Logged once the client has it all (or left), so the byte count is what it received.
+      await responseClosed(res);
+      accessLog.record({
         clientIp: who.client.ip,
         epochMs: arrivedEpochMs,
         method: req.method as string,
@@ -246,12 +265,24 @@ export class ProxyServer {
         ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }),
         ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
       });
-      if (outcome !== 'ok' && outcome !== 'client_aborted' && outcome !== 'body_too_large') {
-        this.#failures.warn(outcome, { method: req.method, url: req.url }, `upstream request failed: ${outcome}`);
-      }
-    } finally {
-      slot.release();
     }
+  }
+
+  /**
+   * How the exchange is buffered, with the request body received in full:
+   * null when it is streamed (buffering off, or a `stream_paths` path), or
+   * 'answered' when the body was refused (413/503) or the client left.
+   */
+  async #receiveBody(req: IncomingMessage, res: ServerResponse, target: string): Promise<ForwardBuffering | null | 'answered'> {
+    const { buffering } = this.#parts;
+    if (!buffering.buffers(target)) return null;
+    const receipt = await buffering.receiveBody(req, this.#limits.maxBodyBytes);
+    if (receipt.kind === 'refused') writeBodyRefusal(res, receipt.reason);
+    if (receipt.kind === 'refused' || receipt.kind === 'client_gone') return 'answered';
+    const body = receipt.kind === 'received' ? receipt.body : null;
+    // However the exchange ends (refused in the queue, client gone), the body's buffer goes with it.
+    if (body !== null) res.once('close', () => body.release());
+    return { body, response: buffering.bufferResponse };
   }
 
   /**
@@ -330,6 +361,11 @@ export class ProxyServer {
     const client = resolver.resolveFromPeer(peer, req.headers['x-forwarded-for']);
     return { client, forwarding: { clientIp: client.ip, peerIp: peer.key.ip, peerTrusted: peer.trusted } };
   }
+}
+
+/** Resolves when `res` is over: sent in full, or its connection gone. */
+function responseClosed(res: ServerResponse): Promise<void> {
+  return res.closed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve()));
 }
 
 /** Resets and timeouts are a client's normal behaviour: nothing to log, and never a crash. */

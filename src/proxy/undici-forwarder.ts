@@ -4,7 +4,7 @@ import { Pool, errors } from 'undici';
 import { BodyLimit, BodyTooLargeError } from './body-limit.js';
 import { ClientGoneSignal } from './client-gone-signal.js';
 import type { OriginFormTarget } from '../policy/origin-form.js';
-import type { ForwardOutcome, Forwarder } from './forwarder.js';
+import type { ForwardBuffering, ForwardOutcome, Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { buildClientHeaders, buildUpstreamHeaders, type ForwardingIdentity } from './upstream-headers.js';
 
@@ -45,14 +45,16 @@ export class UndiciForwarder implements Forwarder {
     });
   }
 
-  async forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity, target: OriginFormTarget): Promise<ForwardOutcome> {
+  async forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity, target: OriginFormTarget, buffering?: ForwardBuffering): Promise<ForwardOutcome> {
     const clientGone = new ClientGoneSignal();
     const onClientGone = () => {
       if (!res.writableFinished) clientGone.abort();
     };
     res.once('close', onClientGone);
-    let body: NodeJS.ReadableStream | null = null;
-    if (hasBody(req)) {
+    let body: NodeJS.ReadableStream | Buffer | AsyncIterable<Buffer> | null = null;
+    if (buffering !== undefined) {
+      body = buffering.body?.source() ?? null;
+    } else if (hasBody(req)) {
       const limit = new BodyLimit(this.#maxBodyBytes);
       // Errors surface through undici's rejection; the callback only keeps
       // pipeline from throwing them unhandled.
@@ -67,10 +69,12 @@ export class UndiciForwarder implements Forwarder {
       signal: clientGone as never,
       opaque: res,
     };
+    buffering?.body?.declareLength(options.headers);
+    const respond = buffering === undefined ? writeResponseHead : (head: ResponseHead) => buffering.response(writeResponseHead(head));
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.#pool.stream(options, writeResponseHead);
+          await this.#pool.stream(options, respond);
           return 'ok';
         } catch (error) {
           // Apache may close an idle keep-alive connection just as a request is
@@ -117,7 +121,10 @@ export class UndiciForwarder implements Forwarder {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-function writeResponseHead({ statusCode, headers, opaque }: { statusCode: number; headers: Record<string, string | string[] | undefined>; opaque: ServerResponse }): ServerResponse {
+/** What undici hands the stream factory. */
+type ResponseHead = { statusCode: number; headers: Record<string, string | string[] | undefined>; opaque: ServerResponse };
+
+function writeResponseHead({ statusCode, headers, opaque }: ResponseHead): ServerResponse {
   opaque.writeHead(statusCode, buildClientHeaders(headers));
   return opaque;
 }

@@ -65,6 +65,8 @@ describe('/metrics, checked by promtool', () => {
       'portcullis_upstream_in_flight',
       'portcullis_upstream_queue_length',
       'portcullis_tracked_clients',
+      'portcullis_buffer_bytes',
+      'portcullis_buffer_budget_exhausted_total',
       'portcullis_bans_total',
       'portcullis_bans_active',
       'portcullis_config_reloads_total',
