@@ -303,6 +303,53 @@ export async function describeBanBackend(options: BackendSuiteOptions, extra?: (
       await backend.replaceAll([]);
     });
 
+    // Issue 9: a manual wide ban while a narrower one inside it is in force (an
+    // escalated /24 and a manual /16). The test network holds documentation
+    // addresses only, so the pair is a /30 inside a /24 (IPv4) and a /64
+    // inside a /32 (IPv6): CLIENT.a sits in both, CLIENT.c in the outer one only.
+    it('nested prefixes: the inner banned, then the outer; both drop; lifting either leaves the other in force', async () => {
+      const inner = [prefixBan('198.51.100.8/30'), prefixBan('2001:db8:2::/64')];
+      const outer = [prefixBan('198.51.100.0/24'), prefixBan('2001:db8::/32')];
+      const targets = (bans: readonly KernelBan[]): string[] => bans.map((ban) => ban.target);
+      await backend.replaceAll([]);
+      for (const ban of inner) backend.add(ban);
+      await backend.commit();
+      await expectAllowed(CLIENT.c);
+      for (const ban of outer) backend.add(ban);
+      await backend.commit();
+      expect(await sorted()).toEqual(targets([...inner, ...outer]).sort());
+      for (const address of [CLIENT.a, CLIENT.c, CLIENT.a6, CLIENT.c6]) await expectBlocked(address);
+
+      // Lifting the outer one leaves the inner one in force.
+      for (const ban of outer) backend.remove(ban.target);
+      await backend.commit();
+      expect(await sorted()).toEqual(targets(inner).sort());
+      await expectBlocked(CLIENT.a);
+      await expectBlocked(CLIENT.a6);
+      await expectAllowed(CLIENT.c);
+      await expectAllowed(CLIENT.c6);
+
+      // The outer one again, then the inner one lifted: the outer one still drops both.
+      for (const ban of outer) backend.add(ban);
+      await backend.commit();
+      for (const ban of inner) backend.remove(ban.target);
+      await backend.commit();
+      expect(await sorted()).toEqual(targets(outer).sort());
+      for (const address of [CLIENT.a, CLIENT.c, CLIENT.a6, CLIENT.c6]) await expectBlocked(address);
+
+      // The inner one banned while the outer one is in force, and both at once from replaceAll().
+      for (const ban of inner) backend.add(ban);
+      await backend.commit();
+      expect(await sorted()).toEqual(targets([...inner, ...outer]).sort());
+      await backend.replaceAll([...outer, ...inner]);
+      expect(await sorted()).toEqual(targets([...inner, ...outer]).sort());
+      for (const ban of outer) backend.remove(ban.target);
+      await backend.commit();
+      await expectBlocked(CLIENT.a);
+      await expectAllowed(CLIENT.c);
+      await backend.replaceAll([]);
+    });
+
     // Issue 9: a refused element must not take the rest of its batch with it.
     // The refusal is the realistic one every backend has: a full set (the
     // kernel's for nftables and ipset, the backend's own cap for iptables).
