@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { BufferingConfig, PolicyConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
+import { systemTimers, type Timers } from '../core/timers.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
 import { BufferingMetrics } from '../metrics/buffering-metrics.js';
 import { Buffering, type BufferingSettings } from '../proxy/buffering/buffering.js';
@@ -14,7 +15,7 @@ import { prepareTempDir } from '../proxy/buffering/temp-dir.js';
  * written, and wires the metrics and the (rate-limited) log of disk errors.
  * Never fails the start: without a temp dir, buffering works in memory only.
  */
-export async function startBuffering(config: PolicyConfig, parts: { logger: Logger; registry: Registry; clock: Clock }): Promise<Buffering> {
+export async function startBuffering(config: PolicyConfig, parts: { logger: Logger; registry: Registry; clock: Clock; timers?: Timers }): Promise<Buffering> {
   const { logger } = parts;
   const dir = tempDirOf(config);
   const problem = await prepareTempDir(dir);
@@ -30,7 +31,7 @@ export async function startBuffering(config: PolicyConfig, parts: { logger: Logg
     spilled: (side) => metrics.countSpill(side),
     exhausted: (side) => metrics.countExhausted(side),
     diskError: (error) => failures.warn('buffer_temp', { code: error.code, err: error.message }, 'a buffering temp file failed: the request is refused with 503, or its response passed on unbuffered'),
-  });
+  }, { timers: parts.timers ?? systemTimers, clock: parts.clock });
   const metrics = new BufferingMetrics(parts.registry, { memory: () => buffering.memory, disk: () => buffering.disk });
   return buffering;
 }
@@ -44,6 +45,7 @@ export function bufferingSettings(config: BufferingConfig): BufferingSettings {
     memoryTotalBytes: config.memory_total,
     tempTotalBytes: config.temp_total,
     streamPaths: config.stream_paths,
+    sendTimeoutMs: config.send_timeout,
   };
 }
 

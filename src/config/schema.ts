@@ -293,6 +293,8 @@ const buffering = z.strictObject({
   temp_total: byteSize.default(1_073_741_824),
   /** Paths streamed both ways without buffering (large uploads, server-sent events); same syntax as `limits[].paths`. */
   stream_paths: z.array(rulePath).default([]),
+  /** A client that takes none of its buffered response for this long is cut and its buffer freed (nginx's send_timeout), so a reader that never reads cannot keep a temp file forever. */
+  send_timeout: durationMs('60s').default(60_000),
 });
 
 const port = z

@@ -113,6 +113,20 @@ describe('slow clients, through portcullis to a real Apache', () => {
     });
   });
 
+  it('(b) cuts a client that takes nothing of its buffered answer for buffering.send_timeout, and frees its buffer', async () => {
+    await withProxy(`${SMALL_CAPS}\nbuffering: { send_timeout: 1s }`, async (proxy) => {
+      const reader = await connect(proxy, '127.62.5.1', { reading: false });
+      reader.write('GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n');
+      await waitFor(async () => proxy.running.slots.inFlight === 0 && (await bufferedBytes(proxy, 'disk')) > 0);
+      // The client still holds its end open; the proxy has let go.
+      await waitFor(async () => (await bufferedBytes(proxy, 'disk')) === 0 && (await bufferedBytes(proxy, 'memory')) === 0);
+      reader.startReading();
+      const answer = await reader.response();
+      expect(reader.closed).toBe(true);
+      expect(answer.body.length).toBeLessThan(BIG.length);
+    });
+  });
+
   it('(b) streams paths in buffering.stream_paths both ways, holding the slot as before', async () => {
     await withProxy(`${SMALL_CAPS}\nbuffering: { stream_paths: ["/echo.cgi"] }`, async (proxy) => {
       const client = await connect(proxy, '127.62.4.1');

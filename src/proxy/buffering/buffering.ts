@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../../core/clock.js';
 import type { PortcullisError } from '../../core/errors.js';
+import type { Timers } from '../../core/timers.js';
 import { compileRulePath } from '../../policy/compiled-policy.js';
 import type { PathPattern } from '../../policy/path-pattern.js';
 import { normalizeRequestPath } from '../../policy/request-path.js';
@@ -7,6 +9,7 @@ import { ByteBudget } from './byte-budget.js';
 import { receiveRequestBody, type BodyReceipt } from './request-body-receiver.js';
 import { ResponseSpill } from './response-spill.js';
 import { SpillBuffer } from './spill-buffer.js';
+import { StalledDeliveries } from './stalled-deliveries.js';
 
 /** Buffering settings, from `buffering:` in the policy; sizes in bytes. */
 export interface BufferingSettings {
@@ -21,6 +24,8 @@ export interface BufferingSettings {
   readonly tempTotalBytes: number;
   /** Paths streamed both ways without buffering, `limits[].paths` syntax (exact, or a prefix ending in `*`), matched case-insensitively. */
   readonly streamPaths: readonly string[];
+  /** A client that takes none of its buffered response for this long is cut. */
+  readonly sendTimeoutMs: number;
 }
 
 /** Which way a buffer carries bytes: a request body or a response. */
@@ -52,12 +57,14 @@ export class Buffering {
   /** Null: no temp dir could be written at start; buffers live in memory only. */
   readonly tempDir: string | null;
   readonly #events: BufferingEvents;
+  readonly #stalls: StalledDeliveries;
   #settings: BufferingSettings;
   #streamPaths: readonly PathPattern[];
 
-  constructor(settings: BufferingSettings, tempDir: string | null, events: BufferingEvents) {
+  constructor(settings: BufferingSettings, tempDir: string | null, events: BufferingEvents, time: { timers: Timers; clock: Clock }) {
     this.tempDir = tempDir;
     this.#events = events;
+    this.#stalls = new StalledDeliveries(time.timers, time.clock, settings.sendTimeoutMs);
     this.memory = new ByteBudget(settings.memoryTotalBytes);
     this.disk = new ByteBudget(tempDir === null ? 0 : settings.tempTotalBytes);
     this.#settings = settings;
@@ -69,6 +76,7 @@ export class Buffering {
     const streamPaths = compileStreamPaths(settings.streamPaths);
     this.memory.setLimit(settings.memoryTotalBytes);
     this.disk.setLimit(this.tempDir === null ? 0 : settings.tempTotalBytes);
+    this.#stalls.setTimeout(settings.sendTimeoutMs);
     this.#settings = settings;
     this.#streamPaths = streamPaths;
   }
@@ -107,7 +115,7 @@ export class Buffering {
 
   /** The stream undici writes a buffered response into, delivering to `res` (see ResponseSpill). Bound, to be handed on as is. */
   readonly bufferResponse = (res: ServerResponse): ResponseSpill =>
-    new ResponseSpill(res, this.#buffer('response', this.#settings.responseMemoryBytes), this.#onUnbuffered);
+    new ResponseSpill(res, this.#buffer('response', this.#settings.responseMemoryBytes), this.#onUnbuffered, this.#stalls);
 
   readonly #onUnbuffered = (): void => this.#events.exhausted('response');
 

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import type { SpillBuffer } from './spill-buffer.js';
+import type { Cuttable, StalledDeliveries } from './stalled-deliveries.js';
 
 /** Told when a response could not be buffered and is passed on at the client's pace instead. */
 export type OnUnbuffered = () => void;
@@ -24,12 +25,14 @@ export type OnUnbuffered = () => void;
  * undici), the delivery is the client's and goes on after it. The buffer is
  * destroyed when delivery ends, whichever way: delivered, client gone,
  * upstream error (the client is cut: a truncated body must not pass for a
- * whole one), or a temp file read error (cut too).
+ * whole one), a temp file read error (cut too), or a client that took
+ * nothing for the send timeout (cut by StalledDeliveries).
  */
-export class ResponseSpill extends Writable {
+export class ResponseSpill extends Writable implements Cuttable {
   readonly #res: ServerResponse;
   readonly #buffer: SpillBuffer;
   readonly #onUnbuffered: OnUnbuffered;
+  readonly #stalls: StalledDeliveries;
   /** `res` has pushed back; nothing is written to it until 'drain'. */
   #waitingForDrain = false;
   /** A temp file read is in flight. */
@@ -40,11 +43,12 @@ export class ResponseSpill extends Writable {
   #over = false;
   #countedUnbuffered = false;
 
-  constructor(res: ServerResponse, buffer: SpillBuffer, onUnbuffered: OnUnbuffered) {
+  constructor(res: ServerResponse, buffer: SpillBuffer, onUnbuffered: OnUnbuffered, stalls: StalledDeliveries) {
     super();
     this.#res = res;
     this.#buffer = buffer;
     this.#onUnbuffered = onUnbuffered;
+    this.#stalls = stalls;
     res.on('drain', this.#onDrain);
     res.once('close', this.#onClientClose);
   }
@@ -131,13 +135,26 @@ export class ResponseSpill extends Writable {
   }
 
   #send(chunk: Buffer): void {
-    if (!this.#res.write(chunk)) this.#waitingForDrain = true;
+    if (this.#res.write(chunk)) return;
+    this.#waitingForDrain = true;
+    this.#stalls.stalled(this);
   }
 
   readonly #onDrain = (): void => {
     this.#waitingForDrain = false;
+    this.#stalls.resumed(this);
     this.#pump();
   };
+
+  /** Bytes written to `res` that its connection has not yet handed to the kernel. */
+  pendingBytes(): number {
+    return this.#res.writableLength;
+  }
+
+  /** The client has taken nothing for the send timeout: cut it, free the buffer, and stop the upstream if it is still sending. */
+  cut(): void {
+    this.#abort();
+  }
 
   readonly #onClientClose = (): void => {
     if (this.#over) return;
@@ -156,12 +173,14 @@ export class ResponseSpill extends Writable {
     if (this.#over) return;
     this.#finishDelivery();
     this.#res.destroy();
+    if (!this.writableFinished && !this.destroyed) this.destroy();
   }
 
   #finishDelivery(): void {
     this.#over = true;
     this.#held = null;
     this.#buffer.destroy();
+    this.#stalls.resumed(this);
     this.#res.off('drain', this.#onDrain);
     this.#res.off('close', this.#onClientClose);
   }
