@@ -127,6 +127,33 @@ describe('slow clients, through portcullis to a real Apache', () => {
     });
   });
 
+  it('(b) cuts the client when the upstream fails half-way through a buffered answer, so it cannot pass for a whole one', async () => {
+    let failed = false;
+    const upstream = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(BIG.subarray(0, 2 * 1_048_576), () => {
+        failed = true;
+        res.socket?.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    try {
+      await withProxy('', async (proxy) => {
+        const reader = await connect(proxy, '127.62.6.1', { reading: false });
+        reader.write('GET /half HTTP/1.1\r\nHost: test\r\n\r\n');
+        await waitFor(async () => failed && proxy.running.slots.inFlight === 0);
+        reader.startReading();
+        const answer = await reader.response();
+        expect(answer.complete).toBe(false);
+        expect(reader.closed).toBe(true);
+        await waitFor(async () => (await bufferedBytes(proxy, 'disk')) === 0 && (await bufferedBytes(proxy, 'memory')) === 0);
+      }, `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`);
+    } finally {
+      upstream.closeAllConnections();
+      await new Promise((resolve) => upstream.close(resolve));
+    }
+  });
+
   it('(b) streams paths in buffering.stream_paths both ways, holding the slot as before', async () => {
     await withProxy(`${SMALL_CAPS}\nbuffering: { stream_paths: ["/echo.cgi"] }`, async (proxy) => {
       const client = await connect(proxy, '127.62.4.1');
@@ -344,7 +371,7 @@ class RawClient {
   }
 
   /** The first response on the connection, once it is complete (by Content-Length, chunked end, or close); rejects after 10 s. */
-  async response(): Promise<{ status: number; body: Buffer }> {
+  async response(): Promise<RawResponse> {
     await this.#until(() => this.#closed || Buffer.concat(this.#chunks).includes('\r\n\r\n'));
     const head = Buffer.concat(this.#chunks);
     const length = /\r\ncontent-length: *(\d+)/i.exec(head.subarray(0, Math.max(0, head.indexOf('\r\n\r\n'))).toString('latin1'));
@@ -353,12 +380,12 @@ class RawClient {
       const needed = head.indexOf('\r\n\r\n') + 4 + Number(length[1]);
       await this.#until(() => this.#closed || this.#received() >= needed);
     }
-    let parsed: { status: number; body: Buffer } | null = null;
+    let parsed: RawResponse | null = null;
     await this.#until(() => {
       parsed = parseResponse(Buffer.concat(this.#chunks), this.#closed);
       return parsed !== null;
     });
-    return parsed as unknown as { status: number; body: Buffer };
+    return parsed as unknown as RawResponse;
   }
 
   #received(): number {
@@ -389,32 +416,39 @@ class RawClient {
   }
 }
 
-/** Parses one HTTP/1.1 response from `data`; null while incomplete. */
-function parseResponse(data: Buffer, closed: boolean): { status: number; body: Buffer } | null {
+/** One parsed response; `complete` is false when the connection closed before its end (by length or last chunk). */
+interface RawResponse {
+  status: number;
+  body: Buffer;
+  complete: boolean;
+}
+
+/** Parses one HTTP/1.1 response from `data`; null while incomplete and the connection open. */
+function parseResponse(data: Buffer, closed: boolean): RawResponse | null {
   const headEnd = data.indexOf('\r\n\r\n');
-  if (headEnd < 0) return closed ? { status: 0, body: Buffer.alloc(0) } : null;
+  if (headEnd < 0) return closed ? { status: 0, body: Buffer.alloc(0), complete: false } : null;
   const head = data.subarray(0, headEnd).toString('latin1');
   const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
   const rest = data.subarray(headEnd + 4);
   const length = /\r\ncontent-length: *(\d+)/i.exec(head);
   if (length !== null) {
     const size = Number(length[1]);
-    return rest.length >= size ? { status, body: rest.subarray(0, size) } : closed ? { status, body: rest } : null;
+    return rest.length >= size ? { status, body: rest.subarray(0, size), complete: true } : closed ? { status, body: rest, complete: false } : null;
   }
   if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
     const parts: Buffer[] = [];
     let at = 0;
     for (;;) {
       const lineEnd = rest.indexOf('\r\n', at);
-      if (lineEnd < 0) return closed ? { status, body: Buffer.concat(parts) } : null;
+      if (lineEnd < 0) return closed ? { status, body: Buffer.concat(parts), complete: false } : null;
       const size = Number.parseInt(rest.subarray(at, lineEnd).toString('latin1'), 16);
-      if (size === 0) return { status, body: Buffer.concat(parts) };
-      if (rest.length < lineEnd + 2 + size + 2) return closed ? { status, body: Buffer.concat(parts) } : null;
+      if (size === 0) return { status, body: Buffer.concat(parts), complete: true };
+      if (rest.length < lineEnd + 2 + size + 2) return closed ? { status, body: Buffer.concat(parts), complete: false } : null;
       parts.push(rest.subarray(lineEnd + 2, lineEnd + 2 + size));
       at = lineEnd + 2 + size + 2;
     }
   }
-  return closed ? { status, body: rest } : null;
+  return closed ? { status, body: rest, complete: true } : null;
 }
 
 async function allowedRequests(proxy: TestProxy): Promise<number> {
