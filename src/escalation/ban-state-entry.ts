@@ -1,6 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { MAX_TIMEOUT_SEC, parseTarget } from '../firewall/ban-validation.js';
+import { parseTarget } from './ban-target.js';
+import { MAX_TIMEOUT_SEC } from './max-ban-timeout.js';
 
 /*
  * One entry of the state file, checked on its own. The file outlives the

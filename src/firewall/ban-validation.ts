@@ -5,28 +5,19 @@
  * `iptables-restore` input, where a newline starts a new command and a `}`
  * closes an element list. Targets come from client addresses, so each one is
  * checked right before it is written: it must be an address or network in
- * canonical form (exactly what ipaddr.js prints), which leaves only hex
- * digits, dots, colons and one slash. Anything else throws a RangeError
- * before any command runs.
+ * canonical form (escalation/ban-target.ts, shared with the ledger and the
+ * state file). Anything else throws a RangeError before any command runs.
  */
 import ipaddr from 'ipaddr.js';
 import type { BanBackendOptions, KernelBan } from './ban-backend.js';
+import { canonicalFamily, parseTarget } from '../escalation/ban-target.js';
+import { MAX_TIMEOUT_SEC } from '../escalation/max-ban-timeout.js';
 
-/**
- * Shortest prefixes a backend accepts, the same bounds as `identity.prefix`
- * in the policy: a /0 would drop the whole Internet on the listed ports, so a
- * short prefix is taken as a bug upstream, not a wish.
- */
-export const MIN_PREFIX_LENGTH = { 4: 8, 6: 16 } as const;
-
-/** Longest timeout accepted, in seconds (2^31 − 1, ~68 years); backends with a lower kernel limit clamp to it. */
-export const MAX_TIMEOUT_SEC = 2 ** 31 - 1;
+// admin/ban-request.ts still imports MIN_PREFIX_LENGTH from here; it belongs to escalation/ban-target.ts.
+export { MIN_PREFIX_LENGTH } from '../escalation/ban-target.js';
 
 /** Largest `maxBans`: the kernel keeps set sizes in 32 bits; 2^31 − 1 stays clear of sign trouble in every tool. */
 export const MAX_BANS_LIMIT = 2 ** 31 - 1;
-
-/** Four-part decimal IPv4 without leading zeros: exactly what ipaddr.js and the kernel tools print. */
-const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
 
 /** A ban that passed validateBan: its target is canonical and safe to write into any batch. */
 export interface ValidBan extends KernelBan {
@@ -63,47 +54,6 @@ export function validateBan(ban: KernelBan): ValidBan {
     );
   }
   return { target: ban.target, family: ban.family, scope: ban.scope, timeoutSec: ban.timeoutSec, address: parsed.address, prefixLength: parsed.prefixLength };
-}
-
-/** What a canonical target text is: used by validateBan and by remove(target), which has no ban to go with it. */
-export interface ParsedTarget {
-  readonly family: 4 | 6;
-  readonly isPrefix: boolean;
-  readonly address: string;
-  readonly prefixLength: number;
-}
-
-/** Parses a canonical address or network (see validateBan) or throws a RangeError. */
-export function parseTarget(target: string): ParsedTarget {
-  if (typeof target !== 'string') throw new RangeError(`ban target must be a string, got ${describe(target)}`);
-  // Longest canonical form: a full IPv6 address (39) plus "/128".
-  if (target.length === 0 || target.length > 43) throw new RangeError(`ban target ${describe(target)} is not an IP address or network`);
-  const slash = target.indexOf('/');
-  const address = slash === -1 ? target : target.slice(0, slash);
-  const family = canonicalFamily(address);
-  if (family === null) {
-    throw new RangeError(`ban target ${describe(target)} is not a canonical IP address or network (expected e.g. 192.0.2.7, 2001:db8::7, 198.51.100.0/24, 2001:db8:1::/48)`);
-  }
-  const maxBits = family === 4 ? 32 : 128;
-  if (slash === -1) return { family, isPrefix: false, address, prefixLength: maxBits };
-  const bitsText = target.slice(slash + 1);
-  const min = MIN_PREFIX_LENGTH[family];
-  if (!/^[1-9][0-9]{0,2}$/.test(bitsText) || Number(bitsText) < min || Number(bitsText) > maxBits) {
-    throw new RangeError(`ban target ${describe(target)} has prefix length ${describe(bitsText)}: expected a whole number ${min}–${maxBits}`);
-  }
-  const bits = Number(bitsText);
-  const network = family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(target).toString() : ipaddr.IPv6.networkAddressFromCIDR(target).toRFC5952String();
-  if (network !== address) throw new RangeError(`ban target ${describe(target)} has host bits set: the network is ${network}/${bits}`);
-  return { family, isPrefix: true, address, prefixLength: bits };
-}
-
-/** 4 or 6 when `text` is an address exactly as ipaddr.js prints it, else null. IPv4-mapped IPv6 is refused: the kernel sees those clients as IPv4. */
-function canonicalFamily(text: string): 4 | 6 | null {
-  if (CANONICAL_IPV4.test(text)) return 4;
-  if (!text.includes(':') || !/^[0-9a-f:.]+$/.test(text) || !ipaddr.IPv6.isValid(text)) return null;
-  const parsed = ipaddr.IPv6.parse(text);
-  if (parsed.isIPv4MappedAddress()) return null;
-  return parsed.toRFC5952String() === text ? 6 : null;
 }
 
 /** Throws a RangeError unless `timeoutSec` is a whole number 1–MAX_TIMEOUT_SEC. */
@@ -151,7 +101,7 @@ export function canonicalTarget(text: string, scope: 'ip' | 'prefix'): string | 
   const addressText = slash === -1 ? text : text.slice(0, slash);
   if (!ipaddr.isValid(addressText)) return null;
   const address = ipaddr.parse(addressText);
-  if (address.kind() === 'ipv4' && !CANONICAL_IPV4.test(addressText)) return null;
+  if (address.kind() === 'ipv4' && canonicalFamily(addressText) !== 4) return null;
   const canonical = address.kind() === 'ipv6' ? (address as ipaddr.IPv6).toRFC5952String() : address.toString();
   const maxBits = address.kind() === 'ipv4' ? 32 : 128;
   let bits = maxBits;

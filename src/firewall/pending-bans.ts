@@ -5,7 +5,8 @@
  * per target. Commands of one backend run one at a time, in call order.
  */
 import type { KernelBan } from './ban-backend.js';
-import { parseTarget, validateBan, type ParsedTarget, type ValidBan } from './ban-validation.js';
+import { validateBan, type ValidBan } from './ban-validation.js';
+import { parseTarget, type ParsedTarget } from '../escalation/ban-target.js';
 
 /** One queued change: ban (or re-ban with a new timeout), or lift. */
 export type PendingChange =

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { KernelBan } from '../../../src/firewall/ban-backend.js';
-import { canonicalTarget, parseTarget, validateBackendOptions, validateBan } from '../../../src/firewall/ban-validation.js';
+import { parseTarget } from '../../../src/escalation/ban-target.js';
+import { canonicalTarget, validateBackendOptions, validateBan } from '../../../src/firewall/ban-validation.js';
 
 const ban = (target: string, overrides: Partial<KernelBan> = {}): KernelBan => ({
   target,
