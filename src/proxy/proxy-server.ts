@@ -16,7 +16,7 @@ import { BanTarpit } from './ban-tarpit.js';
 import type { RequestObserver } from './request-observer.js';
 import { bodyBytesOf, countBodyBytes } from './response-body-counter.js';
 import { writeBodyRefusal } from './buffering/body-refusal.js';
-import type { Buffering } from './buffering/buffering.js';
+import { hasRequestBody, type Buffering } from './buffering/buffering.js';
 import type { ForwardBuffering, ForwardOutcome, Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
@@ -231,7 +231,11 @@ export class ProxyServer {
     }
 
     // The body is received before a slot is taken: a client that sends it slowly holds no Apache worker.
-    const buffering = await this.#receiveBody(req, res, origin.target);
+    const buffered = this.#parts.buffering;
+    const buffering =
+      !buffered.buffers(origin.target) ? null
+      : hasRequestBody(req) ? await this.#receiveBody(req, res)
+      : buffered.withoutBody;
     if (buffering === 'answered') return;
     const slot = await this.#admit(request, res);
     if (slot === null) return;
@@ -269,13 +273,11 @@ export class ProxyServer {
   }
 
   /**
-   * How the exchange is buffered, with the request body received in full:
-   * null when it is streamed (buffering off, or a `stream_paths` path), or
-   * 'answered' when the body was refused (413/503) or the client left.
+   * Receives the request body in full, for a buffered exchange; 'answered'
+   * when the body was refused (413/503) or the client left.
    */
-  async #receiveBody(req: IncomingMessage, res: ServerResponse, target: string): Promise<ForwardBuffering | null | 'answered'> {
+  async #receiveBody(req: IncomingMessage, res: ServerResponse): Promise<ForwardBuffering | 'answered'> {
     const { buffering } = this.#parts;
-    if (!buffering.buffers(target)) return null;
     const receipt = await buffering.receiveBody(req, this.#limits.maxBodyBytes);
     if (receipt.kind === 'refused') writeBodyRefusal(res, receipt.reason);
     if (receipt.kind === 'refused' || receipt.kind === 'client_gone') return 'answered';

@@ -101,8 +101,8 @@ export class Buffering {
    * refused at once, before the client sends it.
    */
   async receiveBody(req: IncomingMessage, maxBodyBytes: number): Promise<BodyReceipt | { readonly kind: 'none' }> {
+    if (!hasRequestBody(req)) return { kind: 'none' };
     const declared = req.headers['content-length'];
-    if (req.headers['transfer-encoding'] === undefined && (declared === undefined || declared === '0')) return { kind: 'none' };
     const settings = this.#settings;
     if (this.tempDir === null && Number(declared) > settings.requestMemoryBytes) {
       this.#events.exhausted('request');
@@ -115,9 +115,13 @@ export class Buffering {
 
   /** The stream undici writes a buffered response into, delivering to `res` (see ResponseSpill). Bound, to be handed on as is. */
   readonly bufferResponse = (res: ServerResponse): ResponseSpill =>
-    new ResponseSpill(res, this.#buffer('response', this.#settings.responseMemoryBytes), this.#onUnbuffered, this.#stalls);
+    new ResponseSpill(res, this.#responseBuffer, this.#onUnbuffered, this.#stalls);
 
+  readonly #responseBuffer = (): SpillBuffer => this.#buffer('response', this.#settings.responseMemoryBytes);
   readonly #onUnbuffered = (): void => this.#events.exhausted('response');
+
+  /** How a buffered request without a body is forwarded: one shared value, nothing made per request. */
+  readonly withoutBody: { readonly body: null; readonly response: (res: ServerResponse) => ResponseSpill } = Object.freeze({ body: null, response: this.bufferResponse });
 
   #buffer(side: BufferSide, memoryLimitBytes: number): SpillBuffer {
     return new SpillBuffer({
@@ -133,4 +137,10 @@ export class Buffering {
 
 function compileStreamPaths(paths: readonly string[]): readonly PathPattern[] {
   return paths.map((path) => compileRulePath(path, false));
+}
+
+/** Whether the request carries a body (RFC 9112 §6.3: a length other than 0, or a transfer coding). */
+export function hasRequestBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -30,7 +30,9 @@ export type OnUnbuffered = () => void;
  */
 export class ResponseSpill extends Writable implements Cuttable {
   readonly #res: ServerResponse;
-  readonly #buffer: SpillBuffer;
+  readonly #makeBuffer: () => SpillBuffer;
+  /** Made when first needed: most clients keep up, and their answers never touch it. */
+  #buffer: SpillBuffer | null = null;
   readonly #onUnbuffered: OnUnbuffered;
   readonly #stalls: StalledDeliveries;
   /** `res` has pushed back; nothing is written to it until 'drain'. */
@@ -43,10 +45,10 @@ export class ResponseSpill extends Writable implements Cuttable {
   #over = false;
   #countedUnbuffered = false;
 
-  constructor(res: ServerResponse, buffer: SpillBuffer, onUnbuffered: OnUnbuffered, stalls: StalledDeliveries) {
+  constructor(res: ServerResponse, makeBuffer: () => SpillBuffer, onUnbuffered: OnUnbuffered, stalls: StalledDeliveries) {
     super();
     this.#res = res;
-    this.#buffer = buffer;
+    this.#makeBuffer = makeBuffer;
     this.#onUnbuffered = onUnbuffered;
     this.#stalls = stalls;
     res.on('drain', this.#onDrain);
@@ -58,12 +60,12 @@ export class ResponseSpill extends Writable implements Cuttable {
       callback();
       return;
     }
-    if (this.#buffer.isEmpty && !this.#waitingForDrain && !this.#reading) {
+    if ((this.#buffer === null || this.#buffer.isEmpty) && !this.#waitingForDrain && !this.#reading) {
       this.#send(chunk);
       callback();
       return;
     }
-    const stored = this.#buffer.append(chunk);
+    const stored = (this.#buffer ??= this.#makeBuffer()).append(chunk);
     if (stored === true) {
       callback();
       this.#pump();
@@ -103,7 +105,7 @@ export class ResponseSpill extends Writable implements Cuttable {
   /** Moves buffered bytes to `res` while it accepts them; ends `res` when Apache is done and all is passed on. */
   #pump(): void {
     while (!this.#over && !this.#waitingForDrain && !this.#reading) {
-      const next = this.#buffer.shift();
+      const next = this.#buffer === null ? null : this.#buffer.shift();
       if (next === null) {
         const held = this.#held;
         if (held !== null) {
@@ -179,7 +181,7 @@ export class ResponseSpill extends Writable implements Cuttable {
   #finishDelivery(): void {
     this.#over = true;
     this.#held = null;
-    this.#buffer.destroy();
+    this.#buffer?.destroy();
     this.#stalls.resumed(this);
     this.#res.off('drain', this.#onDrain);
     this.#res.off('close', this.#onClientClose);
