@@ -14,14 +14,13 @@
  */
 import ipaddr from 'ipaddr.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BanBackend, KernelBan } from '../src/firewall/ban-backend.js';
 import { CommandRunner, runCommand } from '../src/firewall/command-runner.js';
 import { IpsetBackend } from '../src/firewall/ipset-backend.js';
 import { NftablesBackend } from '../src/firewall/nftables-backend.js';
+import { environment, printTable, writeResult } from './support/bench-report.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, bans: { type: 'string', default: '100000' } } });
 const rounds = Number(values.rounds);
@@ -104,26 +103,13 @@ try {
   await runCommand('ip', ['netns', 'delete', ns]);
 }
 
-const environment = {
-  node: process.version,
-  cpu: os.cpus()[0]?.model ?? 'unknown',
-  cores: os.cpus().length,
-  kernel: os.release(),
-  nft: await toolVersion('nft', ['--version']),
-  ipset: await toolVersion('ipset', ['--version']),
-};
-
-const pad = (text: string, width: number): string => text.padEnd(width);
+const tools = { kernel: os.release(), nft: await toolVersion('nft', ['--version']), ipset: await toolVersion('ipset', ['--version']) };
+const env = environment();
 const ms = (value: number): string => `${value.toFixed(0)} ms`;
-console.log(`replaceAll of ${total.toLocaleString('en')} bans (90% IPv4, 6% IPv6, 3% IPv4 /24, 1% IPv6 /64), ${rounds} rounds`);
-console.log(`${pad('backend', 10)} ${pad('median', 9)} ${pad('min–max', 17)} ${pad('list()', 9)} target ≤ ${ms(TARGET_MS)}`);
-for (const result of results) {
-  console.log(
-    `${pad(result.backend, 10)} ${pad(ms(result.medianMs), 9)} ${pad(`${ms(result.minMs)}–${ms(result.maxMs)}`, 17)} ${pad(ms(result.listMs), 9)} ${result.medianMs <= TARGET_MS ? 'ok' : 'SLOWER'}`,
-  );
-}
-console.log(`node ${environment.node}, ${environment.cpu} (${environment.cores} cores), Linux ${environment.kernel}, ${environment.nft}, ${environment.ipset}`);
-
-const dir = join(import.meta.dirname, 'results');
-await mkdir(dir, { recursive: true });
-await writeFile(join(dir, 'ban-restore.json'), `${JSON.stringify({ benchmark: 'ban-restore', ...environment, rounds, targetMs: TARGET_MS, results }, null, 2)}\n`);
+printTable(
+  `replaceAll of ${total.toLocaleString('en')} bans (90% IPv4, 6% IPv6, 3% IPv4 /24, 1% IPv6 /64), ${rounds} rounds`,
+  ['backend', 'median', 'min–max', 'list()', `target ≤ ${ms(TARGET_MS)}`],
+  results.map((result) => [result.backend, ms(result.medianMs), `${ms(result.minMs)}–${ms(result.maxMs)}`, ms(result.listMs), result.medianMs <= TARGET_MS ? 'ok' : 'SLOWER']),
+);
+console.log(`node ${env.node}, ${env.cpu} (${env.cores} cores), Linux ${tools.kernel}, ${tools.nft}, ${tools.ipset}`);
+await writeResult('ban-restore', { ...tools, rounds, targetMs: TARGET_MS, results });

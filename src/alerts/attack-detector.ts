@@ -38,7 +38,7 @@ export const ATTACK_QUIET_MS = 60_000;
 
 /**
  * Decides when refusals add up to an attack, and when it is over. Pure: time
- * comes in as `nowMs` (monotonic milliseconds), so tests and `replay` drive
+ * comes in as `nowMs` (monotonic milliseconds), so tests and replays of recorded traffic drive
  * it. Memory is fixed: one counter per second of the window, in a ring.
  *
  * `record` is cheap (an addition, plus zeroing the seconds skipped since the

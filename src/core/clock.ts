@@ -1,7 +1,7 @@
 /**
  * Time as the engine sees it. Everything that decides (buckets, strikes, bans)
- * reads time from an injected Clock so that tests and `portcullis replay` can
- * drive it, and so that a wall-clock jump (NTP, DST) never refills a bucket.
+ * reads time from an injected Clock so that tests and replays of recorded
+ * traffic can drive it, and so that a wall-clock jump (NTP, DST) never refills a bucket.
  */
 export interface Clock {
   /** Milliseconds on a monotonic scale; only differences are meaningful. */
@@ -27,8 +27,8 @@ export const systemClock: Clock = {
 };
 
 /**
- * A clock that moves only when told to. Shipped (not test-only) because
- * `portcullis replay` drives the engine on a log's own timestamps.
+ * A clock that moves only when told to. Shipped (not test-only) so that a
+ * replay of recorded traffic can drive the engine on its own timestamps.
  */
 export class ManualClock implements Clock {
   #nowMs: number;

@@ -46,7 +46,7 @@ interface ManualTimer {
  * Timers and a clock that move only when told to: `advance(ms)` runs every
  * timer that falls due on the way, in order of due time (then of creation),
  * with `nowMs()` reading each one's due time while it runs. Shipped, like
- * ManualClock, because replay and tests drive components on their own time.
+ * ManualClock, so that tests and replays drive components on their own time.
  */
 export class ManualTimers implements Timers, Clock {
   #nowMs: number;

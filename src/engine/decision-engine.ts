@@ -27,8 +27,8 @@ export interface MalformedRequest {
  * Decides what happens to a request: ban (client banned), reject (malformed),
  * block (path), limit (buckets) or allow; each refusal is a strike that may
  * earn a ban. Pure apart from the stores it charges (buckets, strikes, the
- * ban ledger): time comes in as `nowMs`, so the proxy and `portcullis replay`
- * share this exact code.
+ * ban ledger): time comes in as `nowMs`, so the proxy, the benchmarks and any
+ * replay of recorded traffic share this exact code (see engine-assembly.ts).
  */
 export class DecisionEngine {
   #policy: CompiledPolicy;

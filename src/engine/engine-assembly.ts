@@ -38,8 +38,8 @@ export interface AssembledEngine {
  * Builds the engine with its escalation (bucket store, ban ledger, escalator,
  * never-ban list) from a validated policy, with no sockets, files, DNS, timers
  * or child processes: time reaches it only as the `nowMs` of each decision.
- * `serve` wraps it with I/O (state file, firewall, sweep); `replay` and the
- * benchmarks use it as it is.
+ * `serve` wraps it with I/O (state file, firewall, sweep); tests, benchmarks
+ * and replays of recorded traffic use it as it is.
  */
 export function assembleEngine(config: PolicyConfig, options: EngineAssemblyOptions = {}): AssembledEngine {
   const alsoNeverBan = options.alsoNeverBan ?? [];

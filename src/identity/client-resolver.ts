@@ -78,7 +78,7 @@ export class ClientResolver {
     // The hour is checked against a stored timestamp rather than with
     // lru-cache's own `ttl`: lru-cache treats an entry stored at time 0 as
     // never stale and caches "now" for 1 ms of wall time, both of which go
-    // wrong under a ManualClock (tests, `portcullis replay`).
+    // wrong under a ManualClock (tests, and any replay of recorded traffic).
     this.#reported = new LRUCache({ max: positiveInt('reportCacheMax', options.reportCacheMax ?? 10_000) });
   }
 

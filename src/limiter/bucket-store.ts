@@ -28,9 +28,9 @@ export type TakeOutcome = Admitted | BucketRefusal;
 export const ADMITTED: Admitted = Object.freeze({ admitted: true });
 
 /**
- * Where per-client bucket state lives. The memory store is the default; a
- * Redis store (cluster mode) implements the same contract with a Lua script
- * that is handed `nowMs`, so every node computes with the same arithmetic.
+ * Where per-client bucket state lives. The memory store is the only one
+ * today; the contract is kept narrow (take a set of buckets at `nowMs`, all or
+ * none) so that a shared store can implement it in one atomic step.
  */
 export interface BucketStore {
   /**
