@@ -73,6 +73,33 @@ describe('slow clients, through portcullis to a real Apache', () => {
     });
   });
 
+  it('(a) cuts a body that takes longer than timeouts.client_request, holding no slot meanwhile, and frees its buffer', async () => {
+    await withProxy(`${SMALL_CAPS}\ntimeouts: { client_headers: 1s, client_request: 2s }`, async (proxy) => {
+      const dribbler = await connect(proxy, '127.61.5.1');
+      dribbler.write(`POST /echo.cgi HTTP/1.1\r\nHost: test\r\nContent-Length: ${8 * 1024}\r\n\r\n`);
+      dribbler.write(Buffer.alloc(4 * 1024, 'd'));
+      await waitFor(async () => (await bufferedBytes(proxy, 'memory')) > 0);
+      expect(proxy.running.slots.inFlight).toBe(0);
+      const answer = await dribbler.response();
+      expect(answer.status).toBe(408);
+      await waitFor(async () => (await bufferedBytes(proxy, 'memory')) === 0);
+    });
+  });
+
+  it('(a) applies reloaded buffering settings, and keeps temp_dir until a restart', async () => {
+    await withProxy(SMALL_CAPS, async (proxy) => {
+      await proxy.writePolicy(`${SMALL_CAPS}\nbuffering: { enabled: false, temp_dir: "/elsewhere" }`);
+      const reloaded = await proxy.running.reload('test');
+      expect(reloaded).toEqual({ ok: true, restartNeeded: ['buffering.temp_dir'] });
+      const client = await connect(proxy, '127.61.6.1');
+      client.write('POST /echo.cgi HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\na');
+      // Streamed now: the slow body holds its slot, as before buffering.
+      await waitFor(async () => proxy.running.slots.inFlight === 1);
+      client.write('b');
+      expect((await client.response()).body.toString()).toBe('method=POST length=2\n');
+    });
+  });
+
   it('(a) sends the upstream a Content-Length for a chunked body it has buffered', async () => {
     const upstream = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
