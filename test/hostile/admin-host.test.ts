@@ -3,11 +3,10 @@ import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/config/policy-loader.js';
 import { startPortcullis, type RunningPortcullis } from '../../src/app/start-portcullis.js';
+import { capturingLogger } from '../support/captured-log.js';
 
 /**
  * Issue 9, item 11: the admin API answered whatever `Host` a request named,
@@ -66,13 +65,7 @@ async function startWithAdmin(upstream: string, adminYaml: string): Promise<Admi
   const stateDir = await mkdtemp(join(tmpdir(), 'portcullis-admin-host-'));
   const yaml = `listen: "127.0.0.1:0"\nupstream: "${upstream}"\nstate_dir: "${stateDir}"\nadmin:\n${adminYaml}\n`;
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
-  const running = await startPortcullis(parsePolicy(yaml, 'admin-host.yaml'), { logger: pino({ level: 'info' }, sink) });
+  const running = await startPortcullis(parsePolicy(yaml, 'admin-host.yaml'), { logger: capturingLogger((entry) => logs.push(entry)) });
   return {
     running,
     port: running.adminAddress.port,

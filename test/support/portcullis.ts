@@ -6,11 +6,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { parsePolicy } from '../../src/config/policy-loader.js';
 import type { BanBackend } from '../../src/firewall/ban-backend.js';
 import { startPortcullis, type RunningPortcullis } from '../../src/app/start-portcullis.js';
+import { capturingLogger } from './captured-log.js';
 
 export interface TestProxy {
   readonly url: string;
@@ -55,14 +54,8 @@ export async function startTestProxy(upstream: string, policyYaml: string, optio
   await writeFile(policyFile, render(policyYaml));
   const config = parsePolicy(render(policyYaml), policyFile);
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
   const running = await startPortcullis(config, {
-    logger: pino({ level: 'info' }, sink),
+    logger: capturingLogger((entry) => logs.push(entry)),
     policyFile,
     watchPolicy: options.watchPolicy ?? false,
     ...(options.banBackend ? { banBackend: options.banBackend } : {}),

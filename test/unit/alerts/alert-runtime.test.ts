@@ -6,6 +6,7 @@ import { ScriptedWebhookTransport } from '../../../src/alerts/webhook-transport.
 import type { AlertsConfig } from '../../../src/config/schema.js';
 import type { Ban } from '../../../src/escalation/ban.js';
 import { BanLedger } from '../../../src/escalation/ban-ledger.js';
+import { makeBan } from '../../support/ban-fixture.js';
 
 const HOOK = 'http://hooks.test/portcullis';
 const config = (webhooks: string[], attack_threshold = 50): AlertsConfig => ({ webhooks: webhooks.map((url) => ({ url, headers: {} })), attack_threshold, timeout: 5_000 });
@@ -14,7 +15,7 @@ const wall = { epochMs: () => Date.now() };
 
 function ban(target: string, extra: Partial<Ban> = {}): Ban {
   const nowMs = clock.nowMs();
-  return { target, scope: 'ip', family: 4, prefix: null, source: 'strikes', reason: '30 strikes in 60s', startedMs: nowMs, expiresMs: nowMs + 600_000, nth: 1, dryRun: false, ...extra };
+  return makeBan(target, { scope: 'ip', reason: '30 strikes in 60s', startedMs: nowMs, expiresMs: nowMs + 600_000, ...extra });
 }
 
 function setup(alerts: AlertsConfig) {

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ALERT_VERSION, createAttackAlert, createBanAlert } from '../../../src/alerts/alert.js';
 import type { Ban } from '../../../src/escalation/ban.js';
+import { makeBan } from '../../support/ban-fixture.js';
 
 const origin = { nowEpochMs: Date.UTC(2026, 10, 25, 10, 15, 0), host: 'web1' };
 /** The monotonic clock reads 5,000 ms at `origin.nowEpochMs`. */
 const toEpochMs = (monotonicMs: number) => origin.nowEpochMs + (monotonicMs - 5_000);
 
 function ban(extra: Partial<Ban> = {}): Ban {
-  return { target: '192.0.2.7', scope: 'ip', family: 4, prefix: '192.0.2.0/24', source: 'strikes', reason: '30 strikes in 60s (last: rule write)', startedMs: 5_000, expiresMs: 605_000, nth: 1, dryRun: false, ...extra };
+  return makeBan('192.0.2.7', { prefix: '192.0.2.0/24', reason: '30 strikes in 60s (last: rule write)', startedMs: 5_000, expiresMs: 605_000, ...extra });
 }
 
 describe('ban alerts', () => {

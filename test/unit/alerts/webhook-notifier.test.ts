@@ -1,12 +1,11 @@
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAttackAlert, type Alert } from '../../../src/alerts/alert.js';
 import { WebhookNotifier, type WebhookNotifierOptions } from '../../../src/alerts/webhook-notifier.js';
 import { ScriptedWebhookTransport, type RecordedWebhookRequest } from '../../../src/alerts/webhook-transport.js';
 import type { AlertsConfig, WebhookConfig } from '../../../src/config/schema.js';
 import { AlertMetrics } from '../../../src/metrics/alert-metrics.js';
+import { capturingLogger } from '../../support/captured-log.js';
 
 const A = 'http://a.test/hook';
 const B = 'http://b.test/hook';
@@ -27,15 +26,7 @@ function setup(config: AlertsConfig, respond?: (request: RecordedWebhookRequest)
   const metrics = new AlertMetrics(registry);
   const transport = new ScriptedWebhookTransport(respond);
   const logs: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        callback();
-      },
-    }),
-  );
+  const logger = capturingLogger((entry) => logs.push(entry), 'debug');
   const notifier = new WebhookNotifier(config, { logger, metrics, transport, ...options });
   const start = performance.now();
   /** Milliseconds since setup at which each request was sent. */

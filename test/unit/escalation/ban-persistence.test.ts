@@ -1,8 +1,6 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import type { Ban } from '../../../src/escalation/ban.js';
@@ -10,6 +8,8 @@ import { BanLedger } from '../../../src/escalation/ban-ledger.js';
 import type { WallClock } from '../../../src/core/clock.js';
 import { BanPersistence } from '../../../src/escalation/ban-persistence.js';
 import { BanStateFile } from '../../../src/escalation/ban-state-file.js';
+import { capturingLogger } from '../../support/captured-log.js';
+import { makeBan } from '../../support/ban-fixture.js';
 
 const PREFIX = { ipv4: 24, ipv6: 64 };
 
@@ -19,21 +19,13 @@ function wallFor(clock: ManualClock, epochAtZero: number): WallClock {
 }
 
 function ban(target: string, startedMs: number, expiresMs: number, extra: Partial<Ban> = {}): Ban {
-  return { target, scope: 'ip', family: 4, prefix: '198.51.100.0/24', source: 'strikes', reason: 'test', startedMs, expiresMs, nth: 1, dryRun: false, ...extra };
+  return makeBan(target, { scope: 'ip', family: 4, prefix: '198.51.100.0/24', startedMs, expiresMs, ...extra });
 }
 
 describe('BanPersistence', () => {
   let dir: string;
   let logs: Record<string, unknown>[];
-  const logger = () =>
-    pino(
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-          callback();
-        },
-      }),
-    );
+  const logger = () => capturingLogger((entry) => logs.push(entry));
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'portcullis-state-'));

@@ -1,6 +1,4 @@
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { BackendUnavailableError, FirewallCommandError } from '../../../src/core/errors.js';
@@ -10,9 +8,11 @@ import { ScriptedCommandRunner, type CommandOutput, type RecordedCommand } from 
 import { FirewallEnforcer } from '../../../src/firewall/firewall-enforcer.js';
 import { IpsetBackend } from '../../../src/firewall/ipset-backend.js';
 import { EscalationMetrics } from '../../../src/metrics/escalation-metrics.js';
+import { capturingLogger } from '../../support/captured-log.js';
+import { makeBan } from '../../support/ban-fixture.js';
 
 function ban(target: string, nowMs: number, extra: Partial<Ban> = {}): Ban {
-  return { target, scope: 'ip', family: 4, prefix: null, source: 'strikes', reason: 't', startedMs: nowMs, expiresMs: nowMs + 600_000, nth: 1, dryRun: false, ...extra };
+  return makeBan(target, { scope: 'ip', reason: 't', startedMs: nowMs, expiresMs: nowMs + 600_000, ...extra });
 }
 
 function setup(respond?: (command: RecordedCommand) => CommandOutput | Promise<CommandOutput>) {
@@ -22,14 +22,7 @@ function setup(respond?: (command: RecordedCommand) => CommandOutput | Promise<C
   const registry = new Registry();
   const metrics = new EscalationMetrics(registry);
   const logs: Record<string, unknown>[] = [];
-  const logger = pino(
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        callback();
-      },
-    }),
-  );
+  const logger = capturingLogger((entry) => logs.push(entry));
   const enforcer = new FirewallEnforcer(new IpsetBackend({ ports: [80], maxBans: 100 }, runner), ledger, clock, logger, metrics);
   const restores = () => runner.commands.filter((command) => command.file === 'ipset' && command.args[0] === 'restore');
   return { clock, runner, ledger, registry, enforcer, logs, restores };

@@ -1,13 +1,12 @@
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { formatCombinedLine } from '../../../src/proxy/access-log-format.js';
 import { AccessLog, type AccessLogDeps, type AccessLogEntry } from '../../../src/proxy/access-log.js';
+import { capturingLogger } from '../../support/captured-log.js';
 
 let dir: string;
 let registry: Registry;
@@ -28,13 +27,7 @@ afterEach(async () => {
 });
 
 function deps(overrides: Partial<AccessLogDeps> = {}): AccessLogDeps {
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      callback();
-    },
-  });
-  return { logger: pino(sink), registry, clock, ...overrides };
+  return { logger: capturingLogger((entry) => logs.push(entry)), registry, clock, ...overrides };
 }
 
 async function openLog(path: string, overrides: Partial<AccessLogDeps> = {}): Promise<AccessLog> {
