@@ -32,7 +32,7 @@ import { applyInParts } from './batch-splitting.js';
 import { canonicalTarget, validateBackendOptions, validateBan, validateTimeoutSec, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
 import { ConntrackFlusher } from './conntrack.js';
-import { IPTABLES_CHAIN, multiportGroups, readRawTable, restoreRaw } from './iptables-backend.js';
+import { parseRawChains, renderPortcullisChain, restoreRaw, saveRaw } from './iptables-commands.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
 import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
 
@@ -85,15 +85,10 @@ export class IpsetBackend implements BanBackend {
       try {
         for (const set of ALL_SETS) await this.#ensureSet(set);
         for (const family of [4, 6] as const) {
-          const table = await readRawTable(this.#runner, family, 1024 * 1024);
+          const table = parseRawChains(await saveRaw(this.#runner, family, 1024 * 1024));
           const sets = family === 4 ? [IPSET_SETS.ip4, IPSET_SETS.prefix4] : [IPSET_SETS.ip6, IPSET_SETS.prefix6];
-          // Declaring an existing chain in `iptables-restore --noflush` flushes it: PORTCULLIS is refilled.
-          const lines = [`:${IPTABLES_CHAIN} - [0:0]`];
-          for (const group of multiportGroups(this.#options.ports)) {
-            for (const set of sets) lines.push(`-A ${IPTABLES_CHAIN} -p tcp -m multiport --dports ${group} -m set --match-set ${set.name} src -j DROP`);
-          }
-          if (!table.hasJump) lines.push(`-I PREROUTING 1 -j ${IPTABLES_CHAIN}`);
-          await restoreRaw(this.#runner, family, lines);
+          const matches = sets.map((set) => `-m set --match-set ${set.name} src -j DROP`);
+          await restoreRaw(this.#runner, family, renderPortcullisChain(this.#options.ports, matches, table.hasJump));
         }
       } catch (error) {
         throw unavailableWhenUnprivileged(error);

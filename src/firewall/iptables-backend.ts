@@ -25,37 +25,25 @@
  * - Separate chains for addresses and prefixes, so a /32 prefix ban and an
  *   address ban stay apart in list().
  *
- * The helpers at the end (raw-table reading, restore input, port groups) are
- * shared with the ipset backend, which jumps from the same PORTCULLIS chain.
+ * Reading and writing the raw table, and the PORTCULLIS chain, are shared
+ * with the ipset backend (iptables-commands.ts); the rule chains are this
+ * backend's own.
  */
 import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
 import { applyInParts } from './batch-splitting.js';
-import { canonicalTarget, validateBackendOptions, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
+import { canonicalTarget, validateBackendOptions, validateBan, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
 import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
 import { ConntrackFlusher } from './conntrack.js';
+import { parseRawChains, renderPortcullisChain, restoreRaw, saveRaw, type RawChains } from './iptables-commands.js';
 import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
 import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
 
-/** Our chain in the raw table, jumped to from PREROUTING (xtables chain names hold at most 28 characters). */
-export const IPTABLES_CHAIN = 'PORTCULLIS';
-/** Rule chains of this backend, one per scope. */
+/** Rule chains of this backend, one per scope (xtables chain names hold at most 28 characters). */
 export const IPTABLES_BAN_CHAINS = { ip: 'PORTCULLIS-ADDR', prefix: 'PORTCULLIS-NET' } as const;
-
-/** The commands of each family. */
-export const IPTABLES_TOOLS = {
-  4: { save: 'iptables-save', restore: 'iptables-restore' },
-  6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
-} as const;
-
-/** xt_multiport takes at most 15 ports per rule. */
-const MULTIPORT_MAX = 15;
 
 /** iptables-save prints ~40–70 bytes per rule. */
 const SAVE_BYTES_PER_RULE = 96;
 const SAVE_MAX_BYTES = 500 * 1024 * 1024;
-
-/** Restoring many rules is slow with iptables-nft (it is what this backend is bad at). */
-const RESTORE_TIMEOUT_MS = 60_000;
 
 export class IptablesBackend implements BanBackend {
   readonly name = 'iptables';
@@ -84,15 +72,12 @@ export class IptablesBackend implements BanBackend {
         for (const family of [4, 6] as const) {
           const table = await readRawTable(this.#runner, family, this.#saveBytes());
           const lines: string[] = [];
+          // Declared only when missing: declaring one in `--noflush` would flush its bans.
           for (const chain of Object.values(IPTABLES_BAN_CHAINS)) {
             if (!table.chains.has(chain)) lines.push(`:${chain} - [0:0]`);
           }
-          // Declaring an existing chain in `iptables-restore --noflush` flushes it: PORTCULLIS is refilled.
-          lines.push(`:${IPTABLES_CHAIN} - [0:0]`);
-          for (const group of multiportGroups(this.#options.ports)) {
-            for (const chain of Object.values(IPTABLES_BAN_CHAINS)) lines.push(`-A ${IPTABLES_CHAIN} -p tcp -m multiport --dports ${group} -j ${chain}`);
-          }
-          if (!table.hasJump) lines.push(`-I PREROUTING 1 -j ${IPTABLES_CHAIN}`);
+          const jumps = Object.values(IPTABLES_BAN_CHAINS).map((chain) => `-j ${chain}`);
+          lines.push(...renderPortcullisChain(this.#options.ports, jumps, table.hasJump));
           await restoreRaw(this.#runner, family, lines);
         }
       } catch (error) {
@@ -229,63 +214,26 @@ function tooManyRules(chain: string, count: number, maxBans: number): FirewallCo
   return new FirewallCommandError('iptables-restore', ['--noflush'], `${chain} would hold ${count} rules: more than maxBans = ${maxBans}; nothing was changed`);
 }
 
-/** What `ip(6)tables-save -t raw` shows of ours. */
-export interface RawTableState {
-  /** Every chain declared in the raw table. */
-  readonly chains: ReadonlySet<string>;
-  /** Whether PREROUTING jumps to PORTCULLIS. */
-  readonly hasJump: boolean;
+/** What `ip(6)tables-save -t raw` shows of ours: the chains, the jump, and the bans in the rule chains. */
+export interface RawTableState extends RawChains {
   /** Canonical targets of the DROP rules in each rule chain (other rules there are ignored). */
   readonly bans: Readonly<Record<BanChain, readonly string[]>>;
 }
 
 /** Reads the raw table of one family with `ip(6)tables-save -t raw`. */
-export async function readRawTable(runner: CommandRunner, family: 4 | 6, maxOutputBytes: number): Promise<RawTableState> {
-  const { stdout } = await runner.run(IPTABLES_TOOLS[family].save, ['-t', 'raw'], { maxOutputBytes, timeoutMs: RESTORE_TIMEOUT_MS });
-  return parseRawTable(stdout);
+async function readRawTable(runner: CommandRunner, family: 4 | 6, maxOutputBytes: number): Promise<RawTableState> {
+  return parseRawTable(await saveRaw(runner, family, maxOutputBytes));
 }
 
 /** Parses `iptables-save -t raw` output (see readRawTable). */
 export function parseRawTable(saved: string): RawTableState {
-  const chains = new Set<string>();
-  let hasJump = false;
   const bans: Record<BanChain, string[]> = { [IPTABLES_BAN_CHAINS.ip]: [], [IPTABLES_BAN_CHAINS.prefix]: [] } as Record<BanChain, string[]>;
   for (const line of saved.split('\n')) {
-    if (line.startsWith(':')) {
-      chains.add(line.slice(1).split(' ')[0] ?? '');
-    } else if (line === `-A PREROUTING -j ${IPTABLES_CHAIN}`) {
-      hasJump = true;
-    } else {
-      const rule = /^-A (PORTCULLIS-ADDR|PORTCULLIS-NET) -s (\S+) -j DROP$/.exec(line);
-      if (rule === null) continue;
-      const chain = rule[1] as BanChain;
-      const target = canonicalTarget(rule[2] as string, chain === IPTABLES_BAN_CHAINS.ip ? 'ip' : 'prefix');
-      if (target !== null) bans[chain].push(target);
-    }
+    const rule = /^-A (PORTCULLIS-ADDR|PORTCULLIS-NET) -s (\S+) -j DROP$/.exec(line);
+    if (rule === null) continue;
+    const chain = rule[1] as BanChain;
+    const target = canonicalTarget(rule[2] as string, chain === IPTABLES_BAN_CHAINS.ip ? 'ip' : 'prefix');
+    if (target !== null) bans[chain].push(target);
   }
-  return { chains, hasJump, bans };
-}
-
-/** Applies `lines` to the raw table of one family in one `ip(6)tables-restore --noflush` transaction. */
-export async function restoreRaw(runner: CommandRunner, family: 4 | 6, lines: readonly string[]): Promise<void> {
-  await runner.run(IPTABLES_TOOLS[family].restore, ['--noflush'], { input: renderRawRestore(lines), timeoutMs: RESTORE_TIMEOUT_MS });
-}
-
-/** The restore input for the raw table. Lines are ours (validated targets, fixed chain names); a line break inside one would be a bug, so it throws. */
-export function renderRawRestore(lines: readonly string[]): string {
-  for (const line of lines) {
-    if (/[\r\n]/.test(line)) throw new RangeError(`restore line contains a line break: ${JSON.stringify(line)}`);
-  }
-  return ['*raw', ...lines, 'COMMIT', ''].join('\n');
-}
-
-/** Ports as `--dports` lists of at most 15 (xt_multiport's limit), e.g. `['80,443']`. */
-export function multiportGroups(ports: readonly number[]): string[] {
-  const groups: string[] = [];
-  for (let start = 0; start < ports.length; start += MULTIPORT_MAX) {
-    const group = ports.slice(start, start + MULTIPORT_MAX);
-    for (const port of group) validatePort(port);
-    groups.push(group.join(','));
-  }
-  return groups;
+  return { ...parseRawChains(saved), bans };
 }

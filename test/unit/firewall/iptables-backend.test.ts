@@ -2,14 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { FirewallBatchError, FirewallCommandError } from '../../../src/core/errors.js';
 import type { KernelBan } from '../../../src/firewall/ban-backend.js';
 import { ScriptedCommandRunner } from '../../../src/firewall/command-runner.js';
-import {
-  IptablesBackend,
-  multiportGroups,
-  parseRawTable,
-  renderIptablesCommit,
-  renderIptablesReplaceAll,
-  renderRawRestore,
-} from '../../../src/firewall/iptables-backend.js';
+import { IptablesBackend, parseRawTable, renderIptablesCommit, renderIptablesReplaceAll } from '../../../src/firewall/iptables-backend.js';
+import { multiportGroups, renderRawRestore } from '../../../src/firewall/iptables-commands.js';
 import { PendingBans } from '../../../src/firewall/pending-bans.js';
 
 const ip = (target: string): KernelBan => ({ target, family: target.includes(':') ? 6 : 4, scope: 'ip', timeoutSec: 600 });
