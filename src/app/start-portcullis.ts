@@ -9,6 +9,7 @@ import { PolicyReloader, type ReloadResult } from '../config/policy-reloader.js'
 import type { PolicyConfig } from '../config/schema.js';
 import { systemClock, systemWallClock, type Clock, type WallClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import { systemTimers } from '../core/timers.js';
 import type { DecisionEngine } from '../engine/decision-engine.js';
 import { assembleEngine } from '../engine/engine-assembly.js';
 import type { BanLedger } from '../escalation/ban-ledger.js';
@@ -149,7 +150,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   });
   const connectionMetrics = new ConnectionMetrics(registry, { open: () => connections.size, upgraded: () => upgraded.size });
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, forwarder, buffering, websockets, connections, upgraded, observer, connectionMetrics, accessLog, clock, logger },
+    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, forwarder, buffering, websockets, connections, upgraded, observer, connectionMetrics, accessLog, clock, wall, timers: systemTimers, logger },
     serverLimits(config),
   );
 

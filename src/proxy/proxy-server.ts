@@ -2,7 +2,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import type { Clock, WallClock } from '../core/clock.js';
+import type { TimerHandle, Timers } from '../core/timers.js';
 import { PortcullisError } from '../core/errors.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
 import type { DecisionEngine, RequestFacts } from '../engine/decision-engine.js';
@@ -43,6 +44,9 @@ export interface ProxyServerParts {
   /** Apache `combined` log of forwarded requests; null: none. */
   readonly accessLog: AccessLog | null;
   readonly clock: Clock;
+  /** Wall-clock time, for the access log's `%t`. */
+  readonly wall: WallClock;
+  readonly timers: Timers;
   readonly logger: Logger;
 }
 
@@ -83,7 +87,7 @@ export class ProxyServer {
     this.#parts = parts;
     this.#limits = limits;
     this.#failures = new RateLimitedLog(parts.logger, parts.clock);
-    this.#tarpit = new BanTarpit(limits.tarpitMs, limits.tarpitMax);
+    this.#tarpit = new BanTarpit(limits.tarpitMs, limits.tarpitMax, parts.timers);
     this.#server = http.createServer(
       {
         headersTimeout: limits.headersTimeoutMs,
@@ -187,10 +191,15 @@ export class ProxyServer {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     // Connections that were busy become idle as their responses finish.
-    const sweep = setInterval(() => this.#server.closeIdleConnections(), 100);
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    const { timers } = this.#parts;
+    const sweep = timers.setInterval(() => this.#server.closeIdleConnections(), 100);
+    let grace: TimerHandle = null;
+    const deadline = new Promise<void>((resolve) => {
+      grace = timers.setTimeout(resolve, graceMs);
+    });
     await Promise.race([closed, deadline]);
-    clearInterval(sweep);
+    timers.clearInterval(sweep);
+    timers.clearTimeout(grace);
     this.#server.closeAllConnections();
     for (const socket of this.#upgraded) socket.destroy();
     await closed;
@@ -241,7 +250,7 @@ export class ProxyServer {
     if (slot === null) return;
     const startedMs = clock.nowMs();
     const accessLog = this.#parts.accessLog;
-    const arrivedEpochMs = accessLog === null ? 0 : Date.now() - (startedMs - decidedMs);
+    const arrivedEpochMs = accessLog === null ? 0 : this.#parts.wall.epochMs() - (startedMs - decidedMs);
     if (accessLog !== null) countBodyBytes(res);
     let outcome: ForwardOutcome;
     try {

@@ -2,6 +2,7 @@ import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { systemTimers, type Timers } from '../core/timers.js';
 import type { OriginFormTarget } from '../policy/origin-form.js';
 import { buildUpstreamHeaders, type ForwardingIdentity } from './upstream-headers.js';
 
@@ -11,6 +12,8 @@ export interface WebSocketForwarderOptions {
   readonly upstream: string;
   /** Waiting for the upstream's answer to the handshake longer than this gives 504. */
   readonly handshakeTimeoutMs: number;
+  /** @default systemTimers */
+  readonly timers?: Timers;
 }
 
 /**
@@ -31,12 +34,14 @@ export type HandshakeOutcome = 'upgraded' | 'answered' | 'upstream_unreachable' 
 export class WebSocketForwarder {
   readonly #upstream: URL;
   readonly #handshakeTimeoutMs: number;
+  readonly #timers: Timers;
   readonly #logger: Logger;
   readonly #open = new Set<Duplex>();
 
   constructor(options: WebSocketForwarderOptions, logger: Logger) {
     this.#upstream = new URL(options.upstream);
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs;
+    this.#timers = options.timers ?? systemTimers;
     this.#logger = logger;
   }
 
@@ -51,7 +56,7 @@ export class WebSocketForwarder {
       const settle = (outcome: HandshakeOutcome) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        this.#timers.clearTimeout(timer);
         client.off('close', onClientGone);
         resolve(outcome);
       };
@@ -69,12 +74,11 @@ export class WebSocketForwarder {
         settle('client_aborted');
       };
       client.once('close', onClientGone);
-      const timer = setTimeout(() => {
+      const timer = this.#timers.setTimeout(() => {
         upstreamReq.destroy();
         refuse(client, 504, 'Gateway Timeout');
         settle('upstream_timeout');
       }, this.#handshakeTimeoutMs);
-      timer.unref();
       upstreamReq.on('error', (error) => {
         if (settled) return;
         this.#logger.warn({ err: error, target: target.target.slice(0, 256) }, 'websocket upstream error');
