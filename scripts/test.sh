@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`): installs what the tests need, type-checks,
-# runs every test, and ends with a "N passed, N failed" line.
+# checks the layers, runs every test, and ends with a "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +8,9 @@ bash scripts/install-test-deps.sh || exit 1
 
 echo "== type check"
 npx tsc -p tsconfig.json || exit 1
+
+echo "== architecture (.dependency-cruiser.cjs)"
+npm run --silent check:architecture || exit 1
 
 echo "== tests"
 results=.vitest-results.json
