@@ -350,6 +350,8 @@ export class ProxyServer {
     // requests); it counts against its own per-client cap instead.
     const { upgraded, websockets } = this.#parts;
     if (!upgraded.tryOpen(who.client.ip, socket)) {
+      // A cap a client can fill is a cap whose excess is a strike.
+      this.#parts.engine.strikeWithoutRequest(who.client, 'connections', this.#parts.clock.nowMs());
       refuse(socket, 503, 'Service Unavailable');
       return;
     }

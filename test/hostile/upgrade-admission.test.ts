@@ -85,8 +85,11 @@ describe('upgraded connections', () => {
     const second = await openUpgrade(proxy.port, '/ws', '127.72.1.1');
     expect([first.status, second.status]).toEqual([101, 101]);
     expect(proxy.running.slots.inFlight).toBe(0);
+    const strikes = async () => Number(/^portcullis_strikes_total\{rule="connections"\} (\d+)/m.exec(await (await fetch(`${proxy.adminUrl}/metrics`)).text())?.[1] ?? 0);
+    const before = await strikes();
     const third = await openUpgrade(proxy.port, '/ws', '127.72.1.1');
     expect(third.status).toBe(503);
+    expect(await strikes()).toBe(before + 1);
     // Another client is not affected by this one's cap.
     const other = await openUpgrade(proxy.port, '/ws', '127.72.2.1');
     expect(other.status).toBe(101);
