@@ -27,14 +27,13 @@
  *   refused one too. replaceAll() fills fresh `-tmp` sets and `swap`s each
  *   into place, which is atomic per set: a failure leaves the old sets intact.
  */
-import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
-import { applyInParts } from './batch-splitting.js';
-import { canonicalTarget, validateBackendOptions, validateBan, validateTimeoutSec, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
-import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
-import { ConntrackFlusher } from './conntrack.js';
+import type { KernelBan } from './ban-backend.js';
+import { canonicalTarget, validateBan, validateTimeoutSec, type ValidBan } from './ban-validation.js';
+import { unavailableWhenUnprivileged } from './command-runner.js';
 import { parseRawChains, renderPortcullisChain, restoreRaw, saveRaw } from './iptables-commands.js';
-import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
-import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
+import { KernelBanBackend, longestBans } from './kernel-ban-backend.js';
+import { validateLift, type PendingChange } from './pending-bans.js';
+import { FirewallCommandError } from '../core/errors.js';
 
 /** Our sets, by family and scope. */
 export const IPSET_SETS = {
@@ -58,21 +57,9 @@ const SAVE_MAX_BYTES = 500 * 1024 * 1024;
 /** A restore of a million entries takes seconds; give it room. */
 const RESTORE_TIMEOUT_MS = 60_000;
 
-export class IpsetBackend implements BanBackend {
+/** Bans as ipset entries (see the header); the queue, sequence and batch splitting are KernelBanBackend's. */
+export class IpsetBackend extends KernelBanBackend {
   readonly name = 'ipset';
-  readonly #options: ValidBackendOptions;
-  readonly #runner: CommandRunner;
-  readonly #pending: PendingBans;
-  readonly #sequence = new CommandSequence();
-  readonly #conntrack: ConntrackFlusher;
-
-  /** Throws a RangeError for invalid options (ports 1–65535, maxBans ≥ 1). */
-  constructor(options: BanBackendOptions, runner: CommandRunner = new CommandRunner()) {
-    this.#options = validateBackendOptions(options);
-    this.#runner = runner;
-    this.#pending = new PendingBans(2 * this.#options.maxBans);
-    this.#conntrack = new ConntrackFlusher(runner);
-  }
 
   /**
    * Creates the sets if missing (an existing set keeps its entries; one with
@@ -80,57 +67,33 @@ export class IpsetBackend implements BanBackend {
    * family rewrites PORTCULLIS for the current ports and inserts the
    * PREROUTING jump if missing, in one iptables-restore transaction.
    */
-  init(): Promise<void> {
-    return this.#sequence.run(async () => {
-      try {
-        for (const set of ALL_SETS) await this.#ensureSet(set);
-        for (const family of [4, 6] as const) {
-          const table = parseRawChains(await saveRaw(this.#runner, family, 1024 * 1024));
-          const sets = family === 4 ? [IPSET_SETS.ip4, IPSET_SETS.prefix4] : [IPSET_SETS.ip6, IPSET_SETS.prefix6];
-          const matches = sets.map((set) => `-m set --match-set ${set.name} src -j DROP`);
-          await restoreRaw(this.#runner, family, renderPortcullisChain(this.#options.ports, matches, table.hasJump));
-        }
-      } catch (error) {
-        throw unavailableWhenUnprivileged(error);
+  protected async setUp(): Promise<void> {
+    try {
+      for (const set of ALL_SETS) await this.#ensureSet(set);
+      for (const family of [4, 6] as const) {
+        const table = parseRawChains(await saveRaw(this.runner, family, 1024 * 1024));
+        const sets = family === 4 ? [IPSET_SETS.ip4, IPSET_SETS.prefix4] : [IPSET_SETS.ip6, IPSET_SETS.prefix6];
+        const matches = sets.map((set) => `-m set --match-set ${set.name} src -j DROP`);
+        await restoreRaw(this.runner, family, renderPortcullisChain(this.options.ports, matches, table.hasJump));
       }
-    });
-  }
-
-  add(ban: KernelBan): void {
-    this.#pending.add(ban);
-  }
-
-  remove(target: string): void {
-    this.#pending.remove(target);
+    } catch (error) {
+      throw unavailableWhenUnprivileged(error);
+    }
   }
 
   /**
    * One `ipset restore -exist`: lifts (`del`, absent ones ignored) first,
-   * then bans (`add`, an existing one gets the new timeout). When a line is
-   * refused, the batch is split and retried (batch-splitting.ts; -exist makes
-   * a line applied twice harmless): the other changes are applied, and the
-   * commit rejects with a FirewallBatchError naming the refused ones.
+   * then bans (`add`, an existing one gets the new timeout). -exist makes a
+   * line applied twice harmless, so a part may be applied again.
    */
-  commit(): Promise<void> {
-    const changes = this.#pending.take();
-    if (changes.length === 0) return Promise.resolve();
-    return this.#sequence.run(async () => {
-      const refused = await applyInParts(changes, async (part) => {
-        await this.#restore(renderIpsetCommit(part));
-      });
-      if (refused.length > 0) throw new FirewallBatchError(refused, changes.length);
-    });
+  protected async applyPart(part: readonly PendingChange[]): Promise<void> {
+    await this.#restore(renderIpsetCommit(part));
   }
 
   /** Fills fresh `-tmp` sets, swaps each into place and destroys the old contents. */
-  replaceAll(bans: readonly KernelBan[]): Promise<void> {
-    let input: string;
-    try {
-      input = renderIpsetReplaceAll(bans, this.#options.maxBans);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#sequence.run(async () => {
+  protected planReplaceAll(bans: readonly KernelBan[]): () => Promise<void> {
+    const input = renderIpsetReplaceAll(bans, this.options.maxBans);
+    return async () => {
       // Left-overs of a run that died half way would make `create` fail.
       await this.#restore(renderDestroyTemps());
       try {
@@ -138,27 +101,21 @@ export class IpsetBackend implements BanBackend {
       } finally {
         await this.#restore(renderDestroyTemps()).catch(() => {});
       }
-    });
+    };
   }
 
-  list(): Promise<string[]> {
-    return this.#sequence.run(async () => {
-      const targets: string[] = [];
-      for (const set of ALL_SETS) {
-        for (const entry of await this.#save(set.name)) targets.push(entry.target);
-      }
-      return targets;
-    });
-  }
-
-  forgetConnections(bans: readonly KernelBan[]): Promise<void> {
-    return this.#conntrack.forget(bans);
+  protected async readTargets(): Promise<string[]> {
+    const targets: string[] = [];
+    for (const set of ALL_SETS) {
+      for (const entry of await this.#save(set.name)) targets.push(entry.target);
+    }
+    return targets;
   }
 
   async #ensureSet(set: SetSpec): Promise<void> {
     const header = await this.#header(set.name);
     if (header === null) {
-      await this.#restore(`${renderCreate(set, set.name, this.#options.maxBans)}\n`);
+      await this.#restore(`${renderCreate(set, set.name, this.options.maxBans)}\n`);
       return;
     }
     if (header.type !== set.type || header.family !== set.family || !header.hasTimeout) {
@@ -169,30 +126,30 @@ export class IpsetBackend implements BanBackend {
           `portcullis needs ${set.type} family ${set.family} with timeouts; remove it (\`ipset destroy ${set.name}\`, after the iptables rule using it) and start again`,
       );
     }
-    if (header.maxelem === this.#options.maxBans) return;
+    if (header.maxelem === this.options.maxBans) return;
     // maxelem cannot change in place: copy the entries (with what remains of their timeouts) into a new set and swap.
     const entries = await this.#save(set.name);
     const temp = `${set.name}${TEMP_SUFFIX}`;
-    const lines = [`destroy ${temp}`, renderCreate(set, temp, this.#options.maxBans)];
+    const lines = [`destroy ${temp}`, renderCreate(set, temp, this.options.maxBans)];
     for (const entry of entries) lines.push(renderAdd(temp, entry.target, entry.timeoutSec));
     lines.push(`swap ${temp} ${set.name}`, `destroy ${temp}`);
     await this.#restore(`${lines.join('\n')}\n`);
   }
 
   async #header(name: string): Promise<IpsetHeader | null> {
-    const names = (await this.#runner.run('ipset', ['list', '-n'])).stdout.split('\n');
+    const names = (await this.runner.run('ipset', ['list', '-n'])).stdout.split('\n');
     if (!names.includes(name)) return null;
-    return parseIpsetHeader((await this.#runner.run('ipset', ['list', '-t', name])).stdout);
+    return parseIpsetHeader((await this.runner.run('ipset', ['list', '-t', name])).stdout);
   }
 
   async #save(name: string): Promise<Array<{ target: string; timeoutSec: number }>> {
-    const maxOutputBytes = Math.min(SAVE_MAX_BYTES, 1024 * 1024 + this.#options.maxBans * SAVE_BYTES_PER_ENTRY);
-    const { stdout } = await this.#runner.run('ipset', ['save', name], { maxOutputBytes });
+    const maxOutputBytes = Math.min(SAVE_MAX_BYTES, 1024 * 1024 + this.options.maxBans * SAVE_BYTES_PER_ENTRY);
+    const { stdout } = await this.runner.run('ipset', ['save', name], { maxOutputBytes });
     return parseIpsetSave(stdout, name);
   }
 
   #restore(input: string): Promise<unknown> {
-    return this.#runner.run('ipset', ['restore', '-exist'], { input, timeoutMs: RESTORE_TIMEOUT_MS });
+    return this.runner.run('ipset', ['restore', '-exist'], { input, timeoutMs: RESTORE_TIMEOUT_MS });
   }
 }
 
@@ -205,7 +162,7 @@ export function renderIpsetCommit(changes: readonly PendingChange[]): string {
       const ban = validateBan(change.ban);
       bans.push(renderAdd(setOf(ban).name, ban.target, ban.timeoutSec));
     } else {
-      const ban = validateBan({ target: change.target, family: change.parsed.family, scope: change.parsed.isPrefix ? 'prefix' : 'ip', timeoutSec: 1 });
+      const ban = validateLift(change);
       lifts.push(`del ${setOf(ban).name} ${ban.target}`);
     }
   }
@@ -214,18 +171,13 @@ export function renderIpsetCommit(changes: readonly PendingChange[]): string {
 
 /** The restore input of replaceAll: fresh `-tmp` sets filled, swapped in, destroyed. Throws a RangeError for an invalid ban. */
 export function renderIpsetReplaceAll(bans: readonly KernelBan[], maxBans: number): string {
-  const bySet = new Map<SetSpec, Map<string, ValidBan>>(ALL_SETS.map((set) => [set, new Map()]));
-  for (const ban of bans) {
-    const valid = validateBan(ban);
-    const entries = bySet.get(setOf(valid)) as Map<string, ValidBan>;
-    const previous = entries.get(valid.target);
-    if (previous === undefined || previous.timeoutSec < valid.timeoutSec) entries.set(valid.target, valid);
-  }
+  const bySet = new Map<SetSpec, ValidBan[]>(ALL_SETS.map((set) => [set, []]));
+  for (const ban of longestBans(bans)) bySet.get(setOf(ban))?.push(ban);
   const lines: string[] = [];
   for (const [set, entries] of bySet) {
     const temp = `${set.name}${TEMP_SUFFIX}`;
     lines.push(renderCreate(set, temp, maxBans));
-    for (const ban of entries.values()) lines.push(renderAdd(temp, ban.target, ban.timeoutSec));
+    for (const ban of entries) lines.push(renderAdd(temp, ban.target, ban.timeoutSec));
   }
   // Swaps last: a failure while filling leaves every live set as it was.
   for (const set of ALL_SETS) lines.push(`swap ${set.name}${TEMP_SUFFIX} ${set.name}`);

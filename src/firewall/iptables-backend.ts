@@ -29,14 +29,13 @@
  * with the ipset backend (iptables-commands.ts); the rule chains are this
  * backend's own.
  */
-import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
-import { applyInParts } from './batch-splitting.js';
-import { canonicalTarget, validateBackendOptions, validateBan, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
-import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
-import { ConntrackFlusher } from './conntrack.js';
+import type { KernelBan } from './ban-backend.js';
+import { canonicalTarget, validateBan, type ValidBan } from './ban-validation.js';
+import { unavailableWhenUnprivileged, type CommandRunner } from './command-runner.js';
 import { parseRawChains, renderPortcullisChain, restoreRaw, saveRaw, type RawChains } from './iptables-commands.js';
-import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
-import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
+import { KernelBanBackend, longestBans } from './kernel-ban-backend.js';
+import { validateLift, type PendingChange } from './pending-bans.js';
+import { FirewallCommandError } from '../core/errors.js';
 
 /** Rule chains of this backend, one per scope (xtables chain names hold at most 28 characters). */
 export const IPTABLES_BAN_CHAINS = { ip: 'PORTCULLIS-ADDR', prefix: 'PORTCULLIS-NET' } as const;
@@ -45,118 +44,74 @@ export const IPTABLES_BAN_CHAINS = { ip: 'PORTCULLIS-ADDR', prefix: 'PORTCULLIS-
 const SAVE_BYTES_PER_RULE = 96;
 const SAVE_MAX_BYTES = 500 * 1024 * 1024;
 
-export class IptablesBackend implements BanBackend {
+/** Bans as iptables rules (see the header); the queue, sequence and batch splitting are KernelBanBackend's. */
+export class IptablesBackend extends KernelBanBackend {
   readonly name = 'iptables';
-  readonly #options: ValidBackendOptions;
-  readonly #runner: CommandRunner;
-  readonly #pending: PendingBans;
-  readonly #sequence = new CommandSequence();
-  readonly #conntrack: ConntrackFlusher;
-
-  /** Throws a RangeError for invalid options (ports 1–65535, maxBans ≥ 1). */
-  constructor(options: BanBackendOptions, runner: CommandRunner = new CommandRunner()) {
-    this.#options = validateBackendOptions(options);
-    this.#runner = runner;
-    this.#pending = new PendingBans(2 * this.#options.maxBans);
-    this.#conntrack = new ConntrackFlusher(runner);
-  }
 
   /**
    * For each family: rewrites PORTCULLIS for the current ports, creates the
    * rule chains if missing (keeping their rules: a restart keeps the bans)
    * and inserts the PREROUTING jump if missing, in one transaction.
    */
-  init(): Promise<void> {
-    return this.#sequence.run(async () => {
-      try {
-        for (const family of [4, 6] as const) {
-          const table = await readRawTable(this.#runner, family, this.#saveBytes());
-          const lines: string[] = [];
-          // Declared only when missing: declaring one in `--noflush` would flush its bans.
-          for (const chain of Object.values(IPTABLES_BAN_CHAINS)) {
-            if (!table.chains.has(chain)) lines.push(`:${chain} - [0:0]`);
-          }
-          const jumps = Object.values(IPTABLES_BAN_CHAINS).map((chain) => `-j ${chain}`);
-          lines.push(...renderPortcullisChain(this.#options.ports, jumps, table.hasJump));
-          await restoreRaw(this.#runner, family, lines);
+  protected async setUp(): Promise<void> {
+    try {
+      for (const family of [4, 6] as const) {
+        const table = await readRawTable(this.runner, family, this.#saveBytes());
+        const lines: string[] = [];
+        // Declared only when missing: declaring one in `--noflush` would flush its bans.
+        for (const chain of Object.values(IPTABLES_BAN_CHAINS)) {
+          if (!table.chains.has(chain)) lines.push(`:${chain} - [0:0]`);
         }
-      } catch (error) {
-        throw unavailableWhenUnprivileged(error);
+        const jumps = Object.values(IPTABLES_BAN_CHAINS).map((chain) => `-j ${chain}`);
+        lines.push(...renderPortcullisChain(this.options.ports, jumps, table.hasJump));
+        await restoreRaw(this.runner, family, lines);
       }
-    });
-  }
-
-  add(ban: KernelBan): void {
-    this.#pending.add(ban);
-  }
-
-  remove(target: string): void {
-    this.#pending.remove(target);
+    } catch (error) {
+      throw unavailableWhenUnprivileged(error);
+    }
   }
 
   /**
    * Reads the rule chains, then appends rules for new bans and deletes those
    * of present lifted targets (an absent one would fail the transaction), one
-   * iptables-restore per family with changes. A batch that fails (over
-   * maxBans, or refused by iptables-restore) is split and retried
-   * (batch-splitting.ts): the other changes are applied, and the commit
-   * rejects with a FirewallBatchError naming the refused ones.
+   * iptables-restore per family with changes. Idempotent, since it reads what
+   * the kernel holds first. A part that would go over maxBans fails as a
+   * whole, before anything is written.
    */
-  commit(): Promise<void> {
-    const changes = this.#pending.take();
-    if (changes.length === 0) return Promise.resolve();
-    return this.#sequence.run(async () => {
-      const refused = await applyInParts(changes, (part) => this.#commitPart(part));
-      if (refused.length > 0) throw new FirewallBatchError(refused, changes.length);
-    });
-  }
-
-  /** Applies `part`; idempotent, since it reads what the kernel holds first. */
-  async #commitPart(part: readonly PendingChange[]): Promise<void> {
+  protected async applyPart(part: readonly PendingChange[]): Promise<void> {
     // Both families are read and checked before either is written, so a
     // part over maxBans changes nothing.
     const work: Array<{ family: 4 | 6; lines: string[] }> = [];
     for (const family of [4, 6] as const) {
       const ofFamily = part.filter((change) => (change.kind === 'add' ? change.ban.family : change.parsed.family) === family);
       if (ofFamily.length === 0) continue;
-      const table = await readRawTable(this.#runner, family, this.#saveBytes());
-      work.push({ family, lines: renderIptablesCommit(ofFamily, table.bans, this.#options.maxBans) });
+      const table = await readRawTable(this.runner, family, this.#saveBytes());
+      work.push({ family, lines: renderIptablesCommit(ofFamily, table.bans, this.options.maxBans) });
     }
     for (const { family, lines } of work) {
-      if (lines.length > 0) await restoreRaw(this.#runner, family, lines);
+      if (lines.length > 0) await restoreRaw(this.runner, family, lines);
     }
   }
 
   /** Flushes and refills both rule chains of each family (one transaction per family). */
-  replaceAll(bans: readonly KernelBan[]): Promise<void> {
-    let byFamily: Record<4 | 6, string[]>;
-    try {
-      byFamily = renderIptablesReplaceAll(bans, this.#options.maxBans);
-    } catch (error) {
-      return Promise.reject(error);
+  protected planReplaceAll(bans: readonly KernelBan[]): () => Promise<void> {
+    const byFamily = renderIptablesReplaceAll(bans, this.options.maxBans);
+    return async () => {
+      for (const family of [4, 6] as const) await restoreRaw(this.runner, family, byFamily[family]);
+    };
+  }
+
+  protected async readTargets(): Promise<string[]> {
+    const targets: string[] = [];
+    for (const family of [4, 6] as const) {
+      const table = await readRawTable(this.runner, family, this.#saveBytes());
+      for (const chain of Object.values(IPTABLES_BAN_CHAINS)) targets.push(...table.bans[chain]);
     }
-    return this.#sequence.run(async () => {
-      for (const family of [4, 6] as const) await restoreRaw(this.#runner, family, byFamily[family]);
-    });
-  }
-
-  list(): Promise<string[]> {
-    return this.#sequence.run(async () => {
-      const targets: string[] = [];
-      for (const family of [4, 6] as const) {
-        const table = await readRawTable(this.#runner, family, this.#saveBytes());
-        for (const chain of Object.values(IPTABLES_BAN_CHAINS)) targets.push(...table.bans[chain]);
-      }
-      return targets;
-    });
-  }
-
-  forgetConnections(bans: readonly KernelBan[]): Promise<void> {
-    return this.#conntrack.forget(bans);
+    return targets;
   }
 
   #saveBytes(): number {
-    return Math.min(SAVE_MAX_BYTES, 1024 * 1024 + 2 * this.#options.maxBans * SAVE_BYTES_PER_RULE);
+    return Math.min(SAVE_MAX_BYTES, 1024 * 1024 + 2 * this.options.maxBans * SAVE_BYTES_PER_RULE);
   }
 }
 
@@ -175,7 +130,7 @@ export function renderIptablesCommit(changes: readonly PendingChange[], present:
         held.add(ban.target);
         lines.push(`-A ${chain} ${renderSource(ban)} -j DROP`);
       } else {
-        const ban = validateBan({ target: change.target, family: change.parsed.family, scope: change.parsed.isPrefix ? 'prefix' : 'ip', timeoutSec: 1 });
+        const ban = validateLift(change);
         if (ban.scope !== scope || !held.has(ban.target)) continue;
         held.delete(ban.target);
         lines.push(`-D ${chain} ${renderSource(ban)} -j DROP`);
@@ -188,17 +143,14 @@ export function renderIptablesCommit(changes: readonly PendingChange[], present:
 
 /** The restore lines of replaceAll, per family: both rule chains declared (flushed) and refilled. Throws FirewallCommandError beyond maxBans. */
 export function renderIptablesReplaceAll(bans: readonly KernelBan[], maxBans: number): Record<4 | 6, string[]> {
-  const chains = { 4: { ip: new Map<string, ValidBan>(), prefix: new Map<string, ValidBan>() }, 6: { ip: new Map<string, ValidBan>(), prefix: new Map<string, ValidBan>() } };
-  for (const ban of bans) {
-    const valid = validateBan(ban);
-    chains[valid.family][valid.scope].set(valid.target, valid);
-  }
+  const chains = { 4: { ip: [] as ValidBan[], prefix: [] as ValidBan[] }, 6: { ip: [] as ValidBan[], prefix: [] as ValidBan[] } };
+  for (const ban of longestBans(bans)) chains[ban.family][ban.scope].push(ban);
   const render = (family: 4 | 6): string[] => {
     const lines = Object.values(IPTABLES_BAN_CHAINS).map((chain) => `:${chain} - [0:0]`);
     for (const scope of ['ip', 'prefix'] as const) {
       const held = chains[family][scope];
-      if (held.size > maxBans) throw tooManyRules(`${IPTABLES_BAN_CHAINS[scope]} (IPv${family})`, held.size, maxBans);
-      for (const ban of held.values()) lines.push(`-A ${IPTABLES_BAN_CHAINS[scope]} ${renderSource(ban)} -j DROP`);
+      if (held.length > maxBans) throw tooManyRules(`${IPTABLES_BAN_CHAINS[scope]} (IPv${family})`, held.length, maxBans);
+      for (const ban of held) lines.push(`-A ${IPTABLES_BAN_CHAINS[scope]} ${renderSource(ban)} -j DROP`);
     }
     return lines;
   };

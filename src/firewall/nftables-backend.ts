@@ -55,13 +55,12 @@
  * - Expired elements still count towards `size` until garbage collection.
  */
 import ipaddr from 'ipaddr.js';
-import type { BanBackend, BanBackendOptions, KernelBan } from './ban-backend.js';
-import { applyInParts } from './batch-splitting.js';
-import { canonicalTarget, validateBackendOptions, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
-import { CommandRunner, unavailableWhenUnprivileged } from './command-runner.js';
-import { ConntrackFlusher } from './conntrack.js';
-import { CommandSequence, PendingBans, type PendingChange } from './pending-bans.js';
-import { FirewallBatchError, FirewallCommandError } from '../core/errors.js';
+import type { KernelBan } from './ban-backend.js';
+import { canonicalTarget, validateBan, validatePort, type ValidBackendOptions, type ValidBan } from './ban-validation.js';
+import { unavailableWhenUnprivileged } from './command-runner.js';
+import { KernelBanBackend, longestBans } from './kernel-ban-backend.js';
+import { validateLift, type PendingChange } from './pending-bans.js';
+import { FirewallCommandError } from '../core/errors.js';
 
 /** The table portcullis owns; nothing outside it is touched. */
 export const NFT_TABLE = 'inet portcullis';
@@ -96,23 +95,11 @@ export interface NftLayout {
   readonly prefixSets: ReadonlySet<string>;
 }
 
-export class NftablesBackend implements BanBackend {
+/** Bans as nftables set elements (see the header); the queue, sequence and batch splitting are KernelBanBackend's. */
+export class NftablesBackend extends KernelBanBackend {
   readonly name = 'nftables';
-  readonly #options: ValidBackendOptions;
-  readonly #runner: CommandRunner;
-  readonly #pending: PendingBans;
-  readonly #sequence = new CommandSequence();
-  readonly #conntrack: ConntrackFlusher;
   /** Prefix sets the kernel holds, each with its rule; null until read. */
   #prefixSets: Set<string> | null = null;
-
-  /** Throws a RangeError for invalid options (ports 1–65535, maxBans ≥ 1). */
-  constructor(options: BanBackendOptions, runner: CommandRunner = new CommandRunner()) {
-    this.#options = validateBackendOptions(options);
-    this.#runner = runner;
-    this.#pending = new PendingBans(2 * this.#options.maxBans);
-    this.#conntrack = new ConntrackFlusher(runner);
-  }
 
   /**
    * Creates the table, address sets and chain if missing, resizes every set
@@ -122,111 +109,48 @@ export class NftablesBackend implements BanBackend {
    * maxBans (a kernel that cannot resize a set keeps the old size: that is
    * an error).
    */
-  init(): Promise<void> {
-    return this.#sequence.run(async () => {
-      let existing: Set<string>;
-      try {
-        existing = await this.#setNames({ tableMayBeMissing: true });
-        await this.#nft(renderNftInit(this.#options, existing));
-      } catch (error) {
-        throw unavailableWhenUnprivileged(error);
+  protected async setUp(): Promise<void> {
+    let existing: Set<string>;
+    try {
+      existing = await this.#setNames({ tableMayBeMissing: true });
+      await this.#nft(renderNftInit(this.options, existing));
+    } catch (error) {
+      throw unavailableWhenUnprivileged(error);
+    }
+    const args = ['-j', '-t', 'list', 'table', ...NFT_TABLE.split(' ')];
+    const { stdout } = await this.runner.run('nft', args);
+    const sets = parseNftSets(stdout);
+    this.#prefixSets = new Set(sets.map((set) => set.name).filter((name) => PREFIX_SET.test(name)));
+    for (const set of sets) {
+      if (set.size !== this.options.maxBans) {
+        throw new FirewallCommandError(
+          'nft',
+          args,
+          `set ${set.name} has size ${set.size ?? 'unlimited'}, but maxBans is ${this.options.maxBans} and this kernel did not resize it; ` +
+            `run \`nft delete table ${NFT_TABLE}\` (the bans are restored at start) and start again`,
+        );
       }
-      const args = ['-j', '-t', 'list', 'table', ...NFT_TABLE.split(' ')];
-      const { stdout } = await this.#runner.run('nft', args);
-      const sets = parseNftSets(stdout);
-      this.#prefixSets = new Set(sets.map((set) => set.name).filter((name) => PREFIX_SET.test(name)));
-      for (const set of sets) {
-        if (set.size !== this.#options.maxBans) {
-          throw new FirewallCommandError(
-            'nft',
-            args,
-            `set ${set.name} has size ${set.size ?? 'unlimited'}, but maxBans is ${this.#options.maxBans} and this kernel did not resize it; ` +
-              `run \`nft delete table ${NFT_TABLE}\` (the bans are restored at start) and start again`,
-          );
-        }
-      }
-    });
+    }
   }
 
-  add(ban: KernelBan): void {
-    this.#pending.add(ban);
-  }
-
-  remove(target: string): void {
-    this.#pending.remove(target);
+  /** Reads the prefix sets the kernel holds, the first time: a commit creates the set of a prefix length not banned before. */
+  protected override async beforeCommit(): Promise<void> {
+    this.#prefixSets ??= new Set([...(await this.#setNames({ tableMayBeMissing: false }))].filter((name) => PREFIX_SET.test(name)));
   }
 
   /**
-   * Applies the queue in one transaction (creating the set of a prefix
-   * length not banned before). When the kernel refuses it, the batch is
-   * split and retried (batch-splitting.ts): the changes it accepts are
-   * applied, and the commit rejects with a FirewallBatchError naming the
-   * refused ones.
+   * One transaction of `part` (nothing is applied when it fails, so a part
+   * may be applied again); on failure with lifts, one retry with plain
+   * deletes of the present lifted targets (see the header).
    */
-  commit(): Promise<void> {
-    const changes = this.#pending.take();
-    if (changes.length === 0) return Promise.resolve();
-    return this.#sequence.run(async () => {
-      this.#prefixSets ??= new Set([...(await this.#setNames({ tableMayBeMissing: false }))].filter((name) => PREFIX_SET.test(name)));
-      const refused = await applyInParts(changes, (part) => this.#commitPart(part));
-      if (refused.length > 0) throw new FirewallBatchError(refused, changes.length);
-    });
-  }
-
-  /** Flushes every set and refills it, creates the prefix sets the bans need and deletes the others, in one transaction. */
-  replaceAll(bans: readonly KernelBan[]): Promise<void> {
-    let valid: ValidBan[];
-    try {
-      valid = bans.map((ban) => validateBan(ban));
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#sequence.run(async () => {
-      const existing = await this.#setNames({ tableMayBeMissing: false });
-      const { batch, prefixSets } = renderNftReplaceAll(valid, this.#options, existing);
-      await this.#nft(batch).catch((error: unknown) => {
-        throw this.#explain(error);
-      });
-      this.#prefixSets = new Set(prefixSets);
-    });
-  }
-
-  list(): Promise<string[]> {
-    return this.#sequence.run(() => this.#list());
-  }
-
-  forgetConnections(bans: readonly KernelBan[]): Promise<void> {
-    return this.#conntrack.forget(bans);
-  }
-
-  async #list(): Promise<string[]> {
-    const sets = 2 + (this.#prefixSets?.size ?? 2);
-    const maxOutputBytes = Math.min(LIST_MAX_BYTES, 1024 * 1024 + sets * this.#options.maxBans * LIST_BYTES_PER_ELEMENT);
-    const { stdout } = await this.#runner.run('nft', ['-j', 'list', 'table', ...NFT_TABLE.split(' ')], { maxOutputBytes });
-    return parseNftSets(stdout).flatMap((set) => set.targets);
-  }
-
-  /** Names of the sets in our table (`-t`: without their elements). */
-  async #setNames({ tableMayBeMissing }: { tableMayBeMissing: boolean }): Promise<Set<string>> {
-    try {
-      const { stdout } = await this.#runner.run('nft', ['-j', '-t', 'list', 'table', ...NFT_TABLE.split(' ')]);
-      return new Set(parseNftSets(stdout).map((set) => set.name));
-    } catch (error) {
-      // The first start: nft says "No such file or directory" for a missing table.
-      if (tableMayBeMissing && error instanceof FirewallCommandError && /No such file or directory/.test(error.stderr)) return new Set();
-      throw error;
-    }
-  }
-
-  /** One transaction of `part`; on failure with lifts, one retry with plain deletes of the present lifted targets (see the header). */
-  async #commitPart(part: readonly PendingChange[]): Promise<void> {
-    const layout: NftLayout = { ...this.#options, prefixSets: this.#prefixSets ?? new Set() };
+  protected async applyPart(part: readonly PendingChange[]): Promise<void> {
+    const layout: NftLayout = { ...this.options, prefixSets: this.#prefixSets ?? new Set() };
     let rendered = renderNftCommit(part, null, layout);
     try {
       if (rendered.batch !== '') await this.#nft(rendered.batch);
     } catch (error) {
       if (!(error instanceof FirewallCommandError) || !part.some((change) => change.kind === 'remove')) throw this.#explain(error);
-      const present = new Set(await this.#list());
+      const present = new Set(await this.readTargets());
       rendered = renderNftCommit(part, present, layout);
       if (rendered.batch !== '') {
         await this.#nft(rendered.batch).catch((retryError: unknown) => {
@@ -237,8 +161,40 @@ export class NftablesBackend implements BanBackend {
     for (const name of rendered.created) this.#prefixSets?.add(name);
   }
 
+  /** Flushes every set and refills it, creates the prefix sets the bans need and deletes the others, in one transaction. */
+  protected planReplaceAll(bans: readonly KernelBan[]): () => Promise<void> {
+    const valid = bans.map((ban) => validateBan(ban));
+    return async () => {
+      const existing = await this.#setNames({ tableMayBeMissing: false });
+      const { batch, prefixSets } = renderNftReplaceAll(valid, this.options, existing);
+      await this.#nft(batch).catch((error: unknown) => {
+        throw this.#explain(error);
+      });
+      this.#prefixSets = new Set(prefixSets);
+    };
+  }
+
+  protected async readTargets(): Promise<string[]> {
+    const sets = 2 + (this.#prefixSets?.size ?? 2);
+    const maxOutputBytes = Math.min(LIST_MAX_BYTES, 1024 * 1024 + sets * this.options.maxBans * LIST_BYTES_PER_ELEMENT);
+    const { stdout } = await this.runner.run('nft', ['-j', 'list', 'table', ...NFT_TABLE.split(' ')], { maxOutputBytes });
+    return parseNftSets(stdout).flatMap((set) => set.targets);
+  }
+
+  /** Names of the sets in our table (`-t`: without their elements). */
+  async #setNames({ tableMayBeMissing }: { tableMayBeMissing: boolean }): Promise<Set<string>> {
+    try {
+      const { stdout } = await this.runner.run('nft', ['-j', '-t', 'list', 'table', ...NFT_TABLE.split(' ')]);
+      return new Set(parseNftSets(stdout).map((set) => set.name));
+    } catch (error) {
+      // The first start: nft says "No such file or directory" for a missing table.
+      if (tableMayBeMissing && error instanceof FirewallCommandError && /No such file or directory/.test(error.stderr)) return new Set();
+      throw error;
+    }
+  }
+
   #nft(batch: string): Promise<unknown> {
-    return this.#runner.run('nft', ['-f', '-'], { input: batch });
+    return this.runner.run('nft', ['-f', '-'], { input: batch });
   }
 
   /** Adds what ENFILE means here: nft only prints the errno's text. */
@@ -247,7 +203,7 @@ export class NftablesBackend implements BanBackend {
       return new FirewallCommandError(
         error.command,
         error.args,
-        `${error.stderr.trimEnd()}\n(a ban set is full: each holds at most maxBans = ${this.#options.maxBans} elements)`,
+        `${error.stderr.trimEnd()}\n(a ban set is full: each holds at most maxBans = ${this.options.maxBans} elements)`,
         { cause: error },
       );
     }
@@ -298,7 +254,7 @@ export function renderNftCommit(changes: readonly PendingChange[], present: Read
       const ban = validateBan(change.ban);
       push(bans, setOf(ban), ban);
     } else {
-      const ban = validateBan({ target: change.target, family: change.parsed.family, scope: change.parsed.isPrefix ? 'prefix' : 'ip', timeoutSec: 1 });
+      const ban = validateLift(change);
       const set = setOf(ban);
       if (ban.scope === 'prefix' && !layout.prefixSets.has(set)) continue;
       if (present === null || present.has(ban.target)) push(lifts, set, ban);
@@ -332,14 +288,12 @@ export function renderNftCommit(changes: readonly PendingChange[], present: Read
  * (each in the set of its length). Returns the prefix sets that exist after it.
  */
 export function renderNftReplaceAll(bans: readonly KernelBan[], options: ValidBackendOptions, existing: ReadonlySet<string>): { batch: string; prefixSets: string[] } {
-  const bySet = new Map<string, Map<string, ValidBan>>();
-  for (const ban of bans) {
-    const valid = validateBan(ban);
-    const set = setOf(valid);
-    let elements = bySet.get(set);
-    if (elements === undefined) bySet.set(set, (elements = new Map()));
-    const previous = elements.get(valid.target);
-    if (previous === undefined || previous.timeoutSec < valid.timeoutSec) elements.set(valid.target, valid);
+  const bySet = new Map<string, ValidBan[]>();
+  for (const ban of longestBans(bans)) {
+    const set = setOf(ban);
+    const elements = bySet.get(set);
+    if (elements === undefined) bySet.set(set, [ban]);
+    else elements.push(ban);
   }
   const prefixSets = sortedPrefixSets([...bySet.keys()].filter((set) => PREFIX_SET.test(set)));
   const layout: NftLayout = { ports: options.ports, maxBans: options.maxBans, prefixSets: new Set(prefixSets) };
@@ -353,7 +307,7 @@ export function renderNftReplaceAll(bans: readonly KernelBan[], options: ValidBa
   for (const name of prefixSets) lines.push(existing.has(name) ? `flush set ${NFT_TABLE} ${name}` : addSet(name, prefixSetFamily(name), layout.maxBans));
   lines.push(...renderRules(layout.ports, layout.prefixSets));
   for (const [set, elements] of [...bySet].sort(([a], [b]) => compareSets(a, b))) {
-    if (elements.size > 0) lines.push(elementStatement('add', set, [...elements.values()].map(renderElement)));
+    if (elements.length > 0) lines.push(elementStatement('add', set, elements.map(renderElement)));
   }
   return { batch: `${lines.join('\n')}\n`, prefixSets };
 }

@@ -14,6 +14,15 @@ export type PendingChange =
   | { readonly kind: 'remove'; readonly target: string; readonly parsed: ParsedTarget };
 
 /**
+ * A queued lift as a ban of its target, validated again: renderers check
+ * every element right where they write it. The timeout is a placeholder
+ * (1 s) that no lift writes.
+ */
+export function validateLift(change: Extract<PendingChange, { kind: 'remove' }>): ValidBan {
+  return validateBan({ target: change.target, family: change.parsed.family, scope: change.parsed.isPrefix ? 'prefix' : 'ip', timeoutSec: 1 });
+}
+
+/**
  * Changes queued since the last `take()`, at most `limit` distinct targets
  * (a caller that never commits gets an error, not an unbounded Map).
  */
