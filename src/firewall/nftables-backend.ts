@@ -61,6 +61,7 @@ import { unavailableWhenUnprivileged } from './command-runner.js';
 import { KernelBanBackend, longestBans } from './kernel-ban-backend.js';
 import { validateLift, type PendingChange } from './pending-bans.js';
 import { FirewallCommandError } from '../core/errors.js';
+import { MIN_PREFIX_LENGTH } from '../escalation/ban-target.js';
 
 /** The table portcullis owns; nothing outside it is touched. */
 export const NFT_TABLE = 'inet portcullis';
@@ -398,7 +399,7 @@ function checkLayout(layout: NftLayout): void {
   for (const name of layout.prefixSets) {
     const match = PREFIX_SET.exec(name);
     const length = Number(match?.[2]);
-    if (match === null || length < (match[1] === '4' ? 8 : 16) || length > (match[1] === '4' ? 32 : 128)) throw new RangeError(`not a prefix set name: ${JSON.stringify(name)}`);
+    if (match === null || length < MIN_PREFIX_LENGTH[prefixSetFamily(name)] || length > (match[1] === '4' ? 32 : 128)) throw new RangeError(`not a prefix set name: ${JSON.stringify(name)}`);
   }
 }
 
