@@ -1,9 +1,12 @@
 import type { Logger } from 'pino';
-import type { PolicyConfig } from '../config/schema.js';
+import { parseListenAddress, type ListenAddress } from '../config/listen-address.js';
+import type { ListenerConfig, PolicyConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import { ClientResolver } from '../identity/client-resolver.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { ProxyServerLimits } from '../proxy/proxy-server.js';
+import type { ListenerSpec, UpstreamRoute } from '../proxy/listeners/listener-spec.js';
+import type { UndiciForwarderOptions } from '../proxy/undici-forwarder.js';
 import type { UpstreamSlotsOptions } from '../proxy/upstream-slots.js';
 
 /*
@@ -35,6 +38,24 @@ export function serverLimits(config: PolicyConfig): ProxyServerLimits {
     connectionsPerClientMax: config.connections.per_client_max,
     connectionsMax: config.connections.max,
   };
+}
+
+/** The forwarder to one upstream. */
+export function forwarderOptions(config: PolicyConfig, upstream: string): UndiciForwarderOptions {
+  return {
+    upstream,
+    connections: config.concurrency.upstream_max,
+    connectTimeoutMs: config.timeouts.upstream_connect,
+    headersTimeoutMs: config.timeouts.upstream_headers,
+    bodyTimeoutMs: config.timeouts.upstream_body,
+    maxBodyBytes: config.request.max_body,
+  };
+}
+
+/** A `listen` entry, bound to the forwarders of its upstream. */
+export function listenerSpec(listener: ListenerConfig, route: UpstreamRoute): ListenerSpec {
+  const { host, port } = parseListenAddress(listener.address) as ListenAddress;
+  return { host, port, tls: listener.tls, redirectHttps: listener.redirect_https, route };
 }
 
 /** Upstream admission. */

@@ -55,9 +55,11 @@ export async function startEscalation(config: PolicyConfig, ledger: BanLedger, d
     for (const mode of ['enforced', 'dry_run']) metrics.bansIssued.inc({ scope, backend: enforcer.backend.name, mode }, 0);
   }
   for (const operation of ['init', 'restore', 'queue', 'commit', 'conntrack']) metrics.firewallFailures.inc({ backend: enforcer.backend.name, operation }, 0);
-  const listenPort = parseListenAddress(config.listen)?.port;
-  if (enforcer.backend.name !== 'none' && listenPort !== undefined && listenPort !== 0 && !esc.ports.includes(listenPort)) {
-    logger.warn({ listenPort, ports: esc.ports }, 'escalation.ports does not include the port portcullis listens on: kernel bans will not keep banned clients away from it');
+  for (const listener of config.listen) {
+    const listenPort = parseListenAddress(listener.address)?.port;
+    if (enforcer.backend.name !== 'none' && listenPort !== undefined && listenPort !== 0 && !esc.ports.includes(listenPort)) {
+      logger.warn({ listenPort, ports: esc.ports }, 'escalation.ports does not include a port portcullis listens on: kernel bans will not keep banned clients away from it');
+    }
   }
 
   ledger.onChange((change) => {

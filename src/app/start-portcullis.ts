@@ -21,7 +21,8 @@ import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RecentOffenders } from '../metrics/recent-offenders.js';
 import { AccessLog } from '../proxy/access-log.js';
 import { ClientConnections } from '../proxy/client-connections.js';
-import { ProxyServer } from '../proxy/proxy-server.js';
+import type { UpstreamRoute } from '../proxy/listeners/listener-spec.js';
+import { ProxyServer, type TlsSetup } from '../proxy/proxy-server.js';
 import { RequestObserver } from '../proxy/request-observer.js';
 import { UndiciForwarder } from '../proxy/undici-forwarder.js';
 import { probeUpstream } from '../proxy/upstream-probe.js';
@@ -31,15 +32,17 @@ import { WebSocketForwarder } from '../proxy/websocket-forwarder.js';
 import { applyReload } from './apply-reload.js';
 import { bufferingSettings, startBuffering } from './start-buffering.js';
 import { CloserStack } from './closer-stack.js';
-import { createResolver, serverLimits, slotOptions } from './component-options.js';
+import { createResolver, forwarderOptions, listenerSpec, serverLimits, slotOptions } from './component-options.js';
 import { startEscalation, type EscalationRuntime } from './escalation-runtime.js';
 import { checkReadiness } from './readiness.js';
 import { resolveUpstreamAddresses } from './upstream-addresses.js';
 
 /** A running proxy. */
 export interface RunningPortcullis {
-  /** Where the proxy actually listens (the real port when the policy said 0). */
+  /** Where the first listener actually listens (the real port when the policy said 0). */
   readonly address: AddressInfo;
+  /** Where every listener listens, in the policy's order. */
+  readonly addresses: readonly AddressInfo[];
   /** Where the admin API listens. */
   readonly adminAddress: AddressInfo;
   readonly engine: DecisionEngine;
@@ -70,6 +73,8 @@ export interface StartOptions {
   readonly policyFile?: string;
   /** Reload by itself when the policy file changes (serve does; tests choose). */
   readonly watchPolicy?: boolean;
+  /** Certificates and TLS settings for `tls: true` listeners. */
+  readonly tls?: TlsSetup;
 }
 
 /**
@@ -128,17 +133,21 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   closers.push('alerts', alerts, () => alerts.close());
   const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts });
 
-  const forwarder = new UndiciForwarder({
-    upstream: config.upstream,
-    connections: config.concurrency.upstream_max,
-    connectTimeoutMs: config.timeouts.upstream_connect,
-    headersTimeoutMs: config.timeouts.upstream_headers,
-    bodyTimeoutMs: config.timeouts.upstream_body,
-    maxBodyBytes: config.request.max_body,
-  });
-  closers.push('forwarder', forwarder, () => forwarder.close());
-  const websockets = new WebSocketForwarder({ upstream: config.upstream, handshakeTimeoutMs: config.timeouts.upstream_headers }, logger);
-  closers.push('websockets', websockets, () => websockets.close());
+  // One pair of forwarders per upstream the listeners name (usually one).
+  const routes = new Map<string, UpstreamRoute>();
+  const routeTo = (upstream: string): UpstreamRoute => {
+    let route = routes.get(upstream);
+    if (route === undefined) {
+      const forwarder = new UndiciForwarder(forwarderOptions(config, upstream));
+      closers.push(`forwarder to ${upstream}`, forwarder, () => forwarder.close());
+      const websockets = new WebSocketForwarder({ upstream, handshakeTimeoutMs: config.timeouts.upstream_headers }, logger);
+      closers.push(`upgrades to ${upstream}`, websockets, () => websockets.close());
+      route = { upstream, forwarder, websockets };
+      routes.set(upstream, route);
+    }
+    return route;
+  };
+  const listeners = config.listen.map((listener) => listenerSpec(listener, routeTo(listener.upstream ?? config.upstream)));
   const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, logger, registry);
   if (accessLog !== null) closers.push('access log', accessLog, () => accessLog.close());
 
@@ -150,7 +159,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   });
   const connectionMetrics = new ConnectionMetrics(registry, { open: () => connections.size, upgraded: () => upgraded.size });
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, forwarder, buffering, websockets, connections, upgraded, observer, connectionMetrics, accessLog, clock, wall, timers: systemTimers, logger },
+    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, buffering, connections, upgraded, observer, connectionMetrics, accessLog, clock, wall, timers: systemTimers, logger },
     serverLimits(config),
   );
 
@@ -179,9 +188,11 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   const reload = (trigger: string): Promise<ReloadResult> =>
     reloader === null ? Promise.resolve({ ok: false, problems: ['this portcullis was started without a policy file to reload'] }) : reloader.reload(trigger);
 
-  const listen = parseListenAddress(config.listen) as ListenAddress;
-  const address = await server.listen(listen.host, listen.port);
-  closers.push('proxy listener', server, (graceMs) => server.close(graceMs));
+  // Pushed before the first listen, so a second listener that fails closes the first.
+  closers.push('proxy listeners', server, (graceMs) => server.close(graceMs));
+  const addresses: AddressInfo[] = [];
+  for (const spec of listeners) addresses.push(await server.listen(spec, spec.tls ? options.tls : undefined));
+  const address = addresses[0] as AddressInfo;
   const admin = new AdminServer({
     registry,
     ledger,
@@ -208,7 +219,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   closers.push('admin listener', admin, () => admin.close());
 
   logger.info(
-    { listen: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream, limits: config.limits.length, blocks: config.block.length },
+    { listen: `${address.address}:${address.port}`, listeners: addresses.map((bound, index) => `${listeners[index]?.tls ? 'https' : 'http'}://${bound.address}:${bound.port}`), admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream, limits: config.limits.length, blocks: config.block.length },
     'portcullis is listening',
   );
   if (token === null) logger.info('admin API changes (bans, reload) are disabled: set admin.token_file or PORTCULLIS_ADMIN_TOKEN to enable them');
@@ -218,6 +229,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
 
   return {
     address,
+    addresses,
     adminAddress,
     engine,
     ledger,

@@ -103,6 +103,34 @@ const upstreamUrl = text('a URL like http://127.0.0.1:8080').transform((value, c
   return url.origin;
 });
 
+/**
+ * One listener: a plain `HOST:PORT`, or a mapping for HTTPS, for a plain port
+ * that redirects to HTTPS, or for a port with its own upstream.
+ */
+const listenerObject = z
+  .strictObject({
+    address: listenAddress,
+    /** HTTPS: TLS with HTTP/2 and HTTP/1.1 on the same port; needs `tls` certificates. */
+    tls: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+    /** Answer 308 to https:// on this plain port; ACME challenges (`/.well-known/acme-challenge/`) are still forwarded. */
+    redirect_https: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+    /** Where this listener forwards; absent: the top-level `upstream` (certbot --apache leaves :80 and :443 vhosts apart). */
+    upstream: upstreamUrl.optional(),
+  })
+  .superRefine((listener, ctx) => {
+    if (listener.tls && listener.redirect_https) ctx.addIssue({ code: 'custom', message: 'a TLS listener cannot also redirect to HTTPS: redirect_https is for plain ports', path: ['redirect_https'] });
+  });
+
+const listenerEntry = z.preprocess((value) => (typeof value === 'string' ? { address: value } : value), listenerObject);
+
+/** `listen`: one `HOST:PORT` (the original form) or a list of listeners. */
+const listen = z.preprocess(
+  (value) => (typeof value === 'string' ? [value] : value),
+  z.array(listenerEntry, { error: (issue) => expected('HOST:PORT or a list of listeners', issue.input) }).min(1, { error: 'must list at least one listener' }),
+);
+
+export type ListenerConfig = z.output<typeof listenerObject>;
+
 const method = z.enum(KNOWN_METHODS, {
   error: (issue) => `must be an HTTP method in capitals (${KNOWN_METHODS.join(', ')}), got ${describe(issue.input)}`,
 });
@@ -258,6 +286,8 @@ const timeouts = z.strictObject({
   client_request: durationMs('5m').default(300_000),
   /** How long an idle client keep-alive connection is kept open. */
   client_keepalive: durationMs('5s').default(5_000),
+  /** Time for a client to finish its TLS handshake (Node's own default is 120 s: a slow-loris of handshakes). */
+  tls_handshake: durationMs('10s').default(10_000),
   /** Time to open a connection to the upstream; failing that, 502. */
   upstream_connect: durationMs('5s').default(5_000),
   /** Time for the upstream to start answering; failing that, 504. PHP pages can be slow, hence a minute. */
@@ -405,11 +435,48 @@ const alerts = z.strictObject({
   timeout: durationMs('5s').default(5_000),
 });
 
+const certificatePair = z.strictObject({
+  /** The certificate, PEM, its chain after it (certbot's fullchain.pem). */
+  cert: text('a file path'),
+  /** Its private key, PEM, unencrypted (certbot's privkey.pem). */
+  key: text('a file path'),
+});
+
+/**
+ * Certificates for the TLS listeners. The host names each one serves are read
+ * from the certificate itself (subjectAltName, else CN), and SNI picks among
+ * them. All of it reloads: certificates are watched, and re-read on SIGHUP
+ * and `portcullis reload`; a bad new file keeps the old certificate.
+ */
+const tls = z
+  .strictObject({
+    /** Certificate and key file pairs, in order: where two cover one name, the first serves it. */
+    certificates: z.array(certificatePair).default([]),
+    /** A directory laid out like certbot's /etc/letsencrypt/live: each NAME/fullchain.pem with NAME/privkey.pem is served, after `certificates`. */
+    certbot_live: text('a directory path').optional(),
+    /**
+     * The certificate for clients that send no server name (SNI), or one no
+     * certificate covers: a certificate's name (its certbot folder, or its
+     * first host name) or a host name it covers. Absent: the first certificate.
+     */
+    default: text('a certificate name like example.org').optional(),
+  })
+  .superRefine((value, ctx) => {
+    const seen = new Set<string>();
+    value.certificates.forEach((pair, index) => {
+      if (seen.has(pair.cert)) ctx.addIssue({ code: 'custom', message: `${pair.cert} is listed twice`, path: ['certificates', index, 'cert'] });
+      seen.add(pair.cert);
+    });
+    if (value.default !== undefined && value.certificates.length === 0 && value.certbot_live === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'names a default certificate, but neither tls.certificates nor tls.certbot_live gives any', path: ['default'] });
+    }
+  });
+
 /** The whole policy file. */
 export const policySchema = z
   .strictObject({
-    /** Where the proxy listens. */
-    listen: listenAddress.default('0.0.0.0:8000'),
+    /** Where the proxy listens: `HOST:PORT`, or a list of plain and TLS listeners. */
+    listen: listen.default([{ address: '0.0.0.0:8000', tls: false, redirect_https: false }]),
     /** The origin (Apache) requests are forwarded to. */
     upstream: upstreamUrl.default('http://127.0.0.1:8080'),
     clients: clients.prefault({}),
@@ -425,10 +492,16 @@ export const policySchema = z
     buffering: buffering.prefault({}),
     admin: admin.prefault({}),
     alerts: alerts.prefault({}),
+    tls: tls.prefault({}),
     /** Apache `combined`-format log of requests forwarded upstream, so existing log tooling keeps working. Absent: none. */
     access_log: text('a file path').optional(),
   })
   .superRefine((policy, ctx) => {
+    const addresses = new Set<string>();
+    policy.listen.forEach((listener, index) => {
+      if (addresses.has(listener.address)) ctx.addIssue({ code: 'custom', message: `${listener.address} is listed twice`, path: ['listen', index] });
+      addresses.add(listener.address);
+    });
     const seen = new Set<string>();
     policy.limits.forEach((rule, index) => {
       if (seen.has(rule.name)) {
@@ -453,4 +526,5 @@ export type EscalationConfig = PolicyConfig['escalation'];
 export type AlertsConfig = PolicyConfig['alerts'];
 export type BufferingConfig = PolicyConfig['buffering'];
 export type WebhookConfig = AlertsConfig['webhooks'][number];
+export type TlsConfig = PolicyConfig['tls'];
 export type RuleMode = (typeof RULE_MODES)[number];

@@ -2,6 +2,7 @@ import type { ClientKey } from '../identity/client-key.js';
 import type { BucketStore } from '../limiter/bucket-store.js';
 import type { CompiledLimitRule, CompiledPolicy } from '../policy/compiled-policy.js';
 import { explainClient, type ClientExplanation } from './client-explanation.js';
+import type { Ban } from '../escalation/ban.js';
 import type { EngineEscalation } from './engine-escalation.js';
 import { LimitPlans, planMatched, type MatchPlans } from './limit-plan.js';
 import { ALLOW, type AllowDecision, type Decision, type Refusal, type ShadowRefusal } from './decision.js';
@@ -15,6 +16,12 @@ export interface RequestFacts {
   readonly target: string;
   /** Set when the proxy found the request's framing malformed (see request-framing.ts): refused like a bad target. */
   readonly malformed?: MalformedRequest;
+  /**
+   * An ACME HTTP-01 challenge on a plain listener: exempt from blocks, so
+   * certificates keep renewing whatever is blocked, but not from bans or
+   * limits (WordPress hands unknown paths to PHP).
+   */
+  readonly acmeChallenge?: boolean;
 }
 
 /** A request the proxy cannot forward as sent, and the status Apache would answer it with. */
@@ -74,10 +81,15 @@ export class DecisionEngine {
    * time, bytes that are no HTTP. A client that only ever does these would
    * otherwise never earn a ban.
    */
-  strikeWithoutRequest(client: ClientKey, rule: 'connections' | 'client_timeout' | 'malformed', nowMs: number): void {
+  strikeWithoutRequest(client: ClientKey, rule: 'connections' | 'client_timeout' | 'malformed' | 'http2_abuse', nowMs: number): void {
     const escalation = this.#escalation;
     if (escalation === null || escalation.ledger.find(client, nowMs) !== null) return;
     escalation.escalator.strike(client, 1, rule, nowMs);
+  }
+
+  /** The ban `client` (or its prefix) is under at `nowMs`, if any: the TLS accept gate asks before any handshake. */
+  banOf(client: ClientKey, nowMs: number): Ban | null {
+    return this.#escalation?.ledger.find(client, nowMs) ?? null;
   }
 
   /** Why `client` is where it is: bucket levels, strikes, bans (for `portcullis explain`). Charges nothing. */
@@ -94,7 +106,7 @@ export class DecisionEngine {
     // Blocks apply to every client, allowlisted or not: they are about the
     // path, and an allowlisted host has no business on /xmlrpc.php either.
     let shadow: ShadowRefusal | null = null;
-    for (const block of policy.blocks.rulesFor(facts.method)) {
+    for (const block of facts.acmeChallenge === true ? NO_BLOCKS : policy.blocks.rulesFor(facts.method)) {
       if (!block.pattern.matches(path.views)) continue;
       if (!block.shadow) return { action: 'block', rule: block.name, status: block.status, strikes: block.strikes };
       shadow ??= { kind: 'block', rule: block.name };
@@ -137,6 +149,8 @@ export class DecisionEngine {
     return allowWith(shadow);
   }
 }
+
+const NO_BLOCKS: readonly never[] = [];
 
 function allowWith(shadow: ShadowRefusal | null): AllowDecision {
   return shadow === null ? ALLOW : { action: 'allow', shadow };

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { Http2ServerResponse } from 'node:http2';
 
 /**
  * Writes a short text answer of portcullis's own (a refusal or an upstream
@@ -8,11 +9,14 @@ import type { ServerResponse } from 'node:http';
 export function writePlainResponse(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const body = `${text}\n`;
-  res.writeHead(status, {
+  const fields: Record<string, string | number> = {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     ...headers,
-  });
+  };
+  // HTTP/2 forbids connection-specific fields (Node throws on them): the stream ends, the session stays.
+  if ((res as unknown) instanceof Http2ServerResponse) delete fields.connection;
+  res.writeHead(status, fields);
   res.end(body);
 }

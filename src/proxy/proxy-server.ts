@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type tls from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -18,13 +19,19 @@ import type { RequestObserver } from './request-observer.js';
 import { bodyBytesOf, countBodyBytes } from './response-body-counter.js';
 import { writeBodyRefusal } from './buffering/body-refusal.js';
 import { hasRequestBody, type Buffering } from './buffering/buffering.js';
-import type { ForwardBuffering, ForwardOutcome, Forwarder } from './forwarder.js';
+import type { ForwardBuffering, ForwardOutcome } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
 import { findFramingProblem } from './request-framing.js';
+import { isAcmeChallenge, writeHttpsRedirect } from './https-redirect.js';
+import { handshakeFailureReason } from './listeners/handshake-failure.js';
 import type { Slot, SlotRefusal, UpstreamSlots } from './upstream-slots.js';
 import type { ForwardingIdentity } from './upstream-headers.js';
-import { refuse, type WebSocketForwarder } from './websocket-forwarder.js';
+import { refuse } from './websocket-forwarder.js';
+import { applyTimeouts, createHttpServer } from './listeners/http-server-factory.js';
+import type { ListenerContext, ListenerSpec } from './listeners/listener-spec.js';
+import { TlsListener } from './listeners/tls-listener.js';
+import { createHttp2Server, endSession, isHttp2, type Http2Limits, type Http2ServerHandle } from './listeners/http2-server.js';
 import type { UpgradedConnections } from './upgraded-connections.js';
 
 /** What the proxy server is assembled from; see `createPortcullis` for the real wiring. */
@@ -32,10 +39,8 @@ export interface ProxyServerParts {
   readonly engine: DecisionEngine;
   readonly resolver: ClientResolver;
   readonly slots: UpstreamSlots;
-  readonly forwarder: Forwarder;
   /** Request bodies received and responses read ahead of slow clients (`buffering:`). */
   readonly buffering: Buffering;
-  readonly websockets: WebSocketForwarder;
   readonly connections: ClientConnections;
   /** Spliced upgrade connections per client, capped apart from upstream slots. */
   readonly upgraded: UpgradedConnections;
@@ -48,6 +53,12 @@ export interface ProxyServerParts {
   readonly wall: WallClock;
   readonly timers: Timers;
   readonly logger: Logger;
+}
+
+/** What a TLS listener needs besides its ListenerSpec: from the certificate store and `timeouts.tls_handshake`. */
+export interface TlsSetup {
+  readonly secure: tls.TlsOptions;
+  readonly handshakeTimeoutMs: number;
 }
 
 /** Client-side connection limits, from `timeouts` and `request` in the policy. */
@@ -66,8 +77,6 @@ export interface ProxyServerLimits {
   readonly connectionsMax: number;
 }
 
-/** How often Node looks for connections past their header or request timeout: timeouts hold to within this. */
-const CONNECTIONS_CHECK_MS = 1_000;
 
 /**
  * The shell around the engine: turns each HTTP request into facts, asks the
@@ -75,8 +84,13 @@ const CONNECTIONS_CHECK_MS = 1_000;
  * and forwards. All policy lives in the engine; all transport in the forwarder.
  */
 export class ProxyServer {
-  readonly #server: http.Server;
   #parts: ProxyServerParts;
+  /** Every HTTP/1.1 server (plain listeners' and TLS listeners' HTTP/1.1 side), for timeouts and shutdown. */
+  readonly #httpServers: http.Server[] = [];
+  readonly #http2Servers: Http2ServerHandle[] = [];
+  readonly #tlsListeners: TlsListener[] = [];
+  /** What a plain listener binds; TLS listeners bind their TlsListener. */
+  readonly #listening: http.Server[] = [];
   /** Upgraded sockets leave Node's HTTP connection tracking; kept here so shutdown can end them. */
   readonly #upgraded = new Set<Duplex>();
   readonly #failures: RateLimitedLog;
@@ -88,79 +102,112 @@ export class ProxyServer {
     this.#limits = limits;
     this.#failures = new RateLimitedLog(parts.logger, parts.clock);
     this.#tarpit = new BanTarpit(limits.tarpitMs, limits.tarpitMax, parts.timers);
-    this.#server = http.createServer(
-      {
-        headersTimeout: limits.headersTimeoutMs,
-        requestTimeout: limits.requestTimeoutMs,
-        keepAliveTimeout: limits.keepAliveTimeoutMs,
-        // Node checks header and request timeouts only this often (30 s by
-        // default, so a 10 s client_headers cut slow-loris after ~25 s).
-        connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
-        // Node answers garbage with 400 and closes; nothing reaches Apache.
-        requireHostHeader: true,
-      },
-      (req, res) => void this.#handle(req, res),
-    );
-    this.#server.maxConnections = limits.connectionsMax;
-    this.#server.on('connection', (socket: Socket) => {
-      // Node's own listener goes when a request upgrades the socket, and a
-      // reset then would be an unhandled 'error' that ends the process. This
-      // one stays for the socket's life, in every phase.
-      socket.on('error', onSocketError);
-      // this.#parts, not the constructor's: a reload may have swapped the resolver.
-      const { resolver, connections, engine, clock } = this.#parts;
-      const peer = resolver.lookupPeer(socket.remoteAddress);
-      if (peer === null) {
-        socket.destroy();
-        return;
-      }
-      // Trusted proxies carry many visitors on their connections: no per-client cap for them.
-      if (!peer.trusted && connections.openFor(peer.key.ip) >= this.#limits.connectionsPerClientMax) {
-        socket.destroy();
-        this.#parts.connectionMetrics.countRefused('per_client_max');
-        engine.strikeWithoutRequest(peer.key, 'connections', clock.nowMs());
-        return;
-      }
-      connections.track(socket, peer.key);
+  }
+
+  /** Binds one listener of the policy; resolves with its address (port 0 gets a free port). */
+  async listen(spec: ListenerSpec, tlsSetup?: TlsSetup): Promise<AddressInfo> {
+    const context: ListenerContext = { proto: spec.tls ? 'https' : 'http', port: spec.port, redirectHttps: spec.redirectHttps, route: spec.route };
+    const http1 = createHttpServer(this.#limits, {
+      request: (req, res) => void this.#handle(req, res, context),
+      upgrade: (req, socket, head) => void this.#upgrade(req, socket, head, context),
+      clientError: (error, socket) => this.#clientError(error, socket),
+    }, spec.tls);
+    this.#httpServers.push(http1);
+    if (!spec.tls) {
+      http1.maxConnections = this.#limits.connectionsMax;
+      http1.on('connection', (socket: Socket) => {
+        if (!this.#admitConnection(socket, false)) socket.destroy();
+      });
+      // Past server.maxConnections Node closes new connections itself; a full
+      // total cap says nothing about who is to blame, so nobody is struck.
+      http1.on('drop', () => this.#parts.connectionMetrics.countRefused('max'));
+      const address = await listenOn(http1, spec.host, spec.port);
+      this.#listening.push(http1);
+      context.port = address.port;
+      return address;
+    }
+    if (tlsSetup === undefined) throw new PortcullisError('PC_ERR_LISTEN', `listener ${spec.host}:${spec.port} has tls: true but no certificates are configured; add tls.certificates or tls.certbot_live`);
+    const http2Server = createHttp2Server(this.#http2Limits(), (req, res) => void this.#handle(req, res, context), {
+      onSessionError: (socket, rule) => this.#strikePeer(socket, rule),
     });
-    // Past server.maxConnections Node closes new connections itself; a full
-    // total cap says nothing about who is to blame, so nobody is struck.
-    this.#server.on('drop', () => this.#parts.connectionMetrics.countRefused('max'));
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
-    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      // Malformed requests and header timeouts: answer if the socket still can, never crash.
-      if (error.code !== 'ECONNRESET') this.#strikePeer(socket, error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'client_timeout' : 'malformed');
-      if (socket.writable && error.code !== 'ECONNRESET') {
-        const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      } else {
-        socket.destroy();
-      }
+    this.#http2Servers.push(http2Server);
+    const listener = new TlsListener({
+      secure: tlsSetup.secure,
+      handshakeTimeoutMs: tlsSetup.handshakeTimeoutMs,
+      http1,
+      http2: http2Server.server,
+      admit: (socket) => this.#admitConnection(socket, true),
+      onHandshakeError: (error, socket) => this.#handshakeFailed(error, socket),
+      maxConnections: this.#limits.connectionsMax,
+      onDrop: () => this.#parts.connectionMetrics.countRefused('max'),
     });
+    this.#tlsListeners.push(listener);
+    const address = await listener.listen(spec.host, spec.port);
+    context.port = address.port;
+    return address;
+  }
+
+  /**
+   * Admission of a new TCP connection, before any TLS or HTTP work: the
+   * per-client cap (a strike past it; trusted proxies exempt) and, on TLS
+   * ports, bans: a banned client's socket is held for the tarpit and closed,
+   * so it can neither cost a handshake nor reconnect in a tight loop. False
+   * when the socket was dealt with here.
+   */
+  #admitConnection(socket: Socket, refuseBanned: boolean): boolean {
+    // Node's own listener goes when a request upgrades the socket, and a
+    // reset then would be an unhandled 'error' that ends the process. This
+    // one stays for the socket's life, in every phase.
+    socket.on('error', onSocketError);
+    // this.#parts, not the constructor's: a reload may have swapped the resolver.
+    const { resolver, connections, engine, clock } = this.#parts;
+    const peer = resolver.lookupPeer(socket.remoteAddress);
+    if (peer === null) {
+      socket.destroy();
+      return false;
+    }
+    if (refuseBanned && !peer.trusted && engine.banOf(peer.key, clock.nowMs()) !== null) {
+      socket.pause();
+      this.#parts.connectionMetrics.countRefused('banned');
+      this.#tarpit.answer(socket, () => socket.destroy());
+      return false;
+    }
+    if (!peer.trusted && connections.openFor(peer.key.ip) >= this.#limits.connectionsPerClientMax) {
+      socket.destroy();
+      this.#parts.connectionMetrics.countRefused('per_client_max');
+      engine.strikeWithoutRequest(peer.key, 'connections', clock.nowMs());
+      return false;
+    }
+    connections.track(socket, peer.key);
+    return true;
+  }
+
+  #clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    // Malformed requests and header timeouts: answer if the socket still can, never crash.
+    if (error.code !== 'ECONNRESET') this.#strikePeer(socket, error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'client_timeout' : 'malformed');
+    if (socket.writable && error.code !== 'ECONNRESET') {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else {
+      socket.destroy();
+    }
+  }
+
+  /** A TLS handshake that failed: counted by reason, and a strike when the client let it time out. */
+  #handshakeFailed(error: NodeJS.ErrnoException, socket: Socket): void {
+    const reason = handshakeFailureReason(error);
+    this.#parts.connectionMetrics.countHandshakeFailure(reason);
+    if (reason === 'timeout') this.#strikePeer(socket, 'client_timeout');
+  }
+
+  #http2Limits(): Http2Limits {
+    return { idleTimeoutMs: this.#limits.keepAliveTimeoutMs, requestTimeoutMs: this.#limits.requestTimeoutMs };
   }
 
   /** A strike for the peer of a connection that failed before a request could be decided (never for a trusted proxy). */
-  #strikePeer(socket: Duplex, rule: 'client_timeout' | 'malformed'): void {
+  #strikePeer(socket: Duplex, rule: 'client_timeout' | 'malformed' | 'http2_abuse'): void {
     const peer = this.#parts.resolver.lookupPeer((socket as Socket).remoteAddress);
     if (peer !== null && !peer.trusted) this.#parts.engine.strikeWithoutRequest(peer.key, rule, this.#parts.clock.nowMs());
-  }
-
-  /** The underlying Node server (for tests and for the admin API's statistics). */
-  get server(): http.Server {
-    return this.#server;
-  }
-
-  /** Starts listening; resolves with the bound address (port 0 gets a free port). */
-  listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) =>
-        reject(new PortcullisError('PC_ERR_LISTEN', `cannot listen on ${host}:${port}: ${error.message}; is another process using the port, or does it need privileges?`, { cause: error }));
-      this.#server.once('error', onError);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', onError);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
   }
 
   /** Swaps the client resolver (policy reload: trusted proxies or prefix lengths changed). */
@@ -171,11 +218,16 @@ export class ProxyServer {
   /** Applies new client-side limits (policy reload); existing connections keep theirs. */
   setLimits(limits: ProxyServerLimits): void {
     this.#limits = limits;
-    this.#server.headersTimeout = limits.headersTimeoutMs;
-    this.#server.requestTimeout = limits.requestTimeoutMs;
-    this.#server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-    this.#server.maxConnections = limits.connectionsMax;
+    for (const server of this.#httpServers) applyTimeouts(server, limits);
+    for (const server of this.#listening) server.maxConnections = limits.connectionsMax;
+    for (const listener of this.#tlsListeners) listener.maxConnections = limits.connectionsMax;
+    for (const server of this.#http2Servers) server.configure(this.#http2Limits());
     this.#tarpit.configure(limits.tarpitMs, limits.tarpitMax);
+  }
+
+  /** Swaps certificates for new TLS handshakes on every TLS listener. */
+  setSecureContext(secure: tls.TlsOptions): void {
+    for (const listener of this.#tlsListeners) listener.setSecureContext(secure);
   }
 
   /** Banned clients' connections whose answer the tarpit is holding now. */
@@ -188,11 +240,18 @@ export class ProxyServer {
    * cuts what is left. Idle keep-alive connections are closed at once.
    */
   async close(graceMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
+    const closed = Promise.all([
+      ...this.#listening.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      ...this.#tlsListeners.map((listener) => listener.close()),
+    ]);
+    const closeIdle = () => {
+      for (const server of this.#httpServers) server.closeIdleConnections();
+    };
+    closeIdle();
+    for (const server of this.#http2Servers) server.drain();
     // Connections that were busy become idle as their responses finish.
     const { timers } = this.#parts;
-    const sweep = timers.setInterval(() => this.#server.closeIdleConnections(), 100);
+    const sweep = timers.setInterval(closeIdle, 100);
     let grace: TimerHandle = null;
     const deadline = new Promise<void>((resolve) => {
       grace = timers.setTimeout(resolve, graceMs);
@@ -200,22 +259,35 @@ export class ProxyServer {
     await Promise.race([closed, deadline]);
     timers.clearInterval(sweep);
     timers.clearTimeout(grace);
-    this.#server.closeAllConnections();
+    for (const server of this.#httpServers) {
+      server.closeAllConnections();
+      // Servers fed by a TLS listener never listened: stop their timeout checks.
+      if (!server.listening) server.close(() => {});
+    }
+    for (const server of this.#http2Servers) server.destroyAll();
     for (const socket of this.#upgraded) socket.destroy();
     await closed;
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { engine, forwarder, clock, observer } = this.#parts;
-    const who = this.#identify(req);
+  async #handle(req: IncomingMessage, res: ServerResponse, context: ListenerContext): Promise<void> {
+    const { engine, clock, observer } = this.#parts;
+    const { forwarder } = context.route;
+    const who = this.#identify(req, context);
     if (who === null) {
       res.destroy();
       return;
     }
-    const { request, origin } = facts(req, who.client);
+    const { request, origin } = facts(req, who.client, context);
     const decidedMs = clock.nowMs();
     const decision = engine.decide(request, decidedMs);
     observer.decided(request, decision, decidedMs);
+    if (decision.action === 'ban' && isHttp2(res)) {
+      // HTTP/2 multiplexes: the answer goes at once, then GOAWAY ends the session;
+      // the reconnect meets the ban at TCP accept, before any TLS work.
+      writeRefusal(res, decision);
+      endSession(res);
+      return;
+    }
     if (decision.action === 'ban') {
       // Held per connection: a response queued behind another (pipelining) has no socket yet.
       this.#tarpit.answer(res.socket === null ? null : res, (heldMs) =>
@@ -228,6 +300,10 @@ export class ProxyServer {
       return;
     }
     if (origin === null) return; // unreachable: the engine refuses what toOriginForm cannot read
+    if (context.redirectHttps && request.acmeChallenge !== true) {
+      writeHttpsRedirect(res, req, origin.target);
+      return;
+    }
     if (origin.target === '*') {
       // `OPTIONS *` asks about the server, not a resource: answered here, as Apache would, without a worker.
       writePlainResponse(res, 200, 'OK', { allow: 'OPTIONS, GET, HEAD, POST, PUT, DELETE, PATCH' });
@@ -321,15 +397,15 @@ export class ProxyServer {
     return null;
   }
 
-  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, context: ListenerContext): Promise<void> {
     // Node removed its error listener from this socket when the request upgraded.
     socket.on('error', onSocketError);
-    const who = this.#identify(req);
+    const who = this.#identify(req, context);
     if (who === null) {
       socket.destroy();
       return;
     }
-    const { request, origin } = facts(req, who.client);
+    const { request, origin } = facts(req, who.client, context);
     const decidedMs = this.#parts.clock.nowMs();
     const decision = this.#parts.engine.decide(request, decidedMs);
     this.#parts.observer.decided(request, decision, decidedMs);
@@ -348,7 +424,8 @@ export class ProxyServer {
     // A spliced connection lives for minutes and is no Apache worker doing
     // PHP, so once upgraded it holds no upstream slot (it would starve page
     // requests); it counts against its own per-client cap instead.
-    const { upgraded, websockets } = this.#parts;
+    const { upgraded } = this.#parts;
+    const { websockets } = context.route;
     if (!upgraded.tryOpen(who.client.ip, socket)) {
       // A cap a client can fill is a cap whose excess is a strike.
       this.#parts.engine.strikeWithoutRequest(who.client, 'connections', this.#parts.clock.nowMs());
@@ -367,12 +444,12 @@ export class ProxyServer {
     }
   }
 
-  #identify(req: IncomingMessage): { client: ClientKey; forwarding: ForwardingIdentity } | null {
+  #identify(req: IncomingMessage, context: ListenerContext): { client: ClientKey; forwarding: ForwardingIdentity } | null {
     const resolver = this.#parts.resolver;
     const peer = resolver.lookupPeer(req.socket.remoteAddress);
     if (peer === null) return null;
     const client = resolver.resolveFromPeer(peer, req.headers['x-forwarded-for']);
-    return { client, forwarding: { clientIp: client.ip, peerIp: peer.key.ip, peerTrusted: peer.trusted } };
+    return { client, forwarding: { clientIp: client.ip, peerIp: peer.key.ip, peerTrusted: peer.trusted, proto: context.proto, port: context.port } };
   }
 }
 
@@ -390,11 +467,27 @@ function onSocketError(): void {}
  * would refuse. A target toOriginForm cannot read goes to the engine as sent,
  * which refuses it (400, a strike).
  */
-function facts(req: IncomingMessage, client: ClientKey): { request: RequestFacts; origin: OriginFormTarget | null } {
+function facts(req: IncomingMessage, client: ClientKey, context: ListenerContext): { request: RequestFacts; origin: OriginFormTarget | null } {
   const raw = req.url as string;
   const origin = toOriginForm(raw);
   const malformed = findFramingProblem(req);
   const target = origin === null ? raw : origin.target;
-  const request: RequestFacts = malformed === null ? { client, method: req.method as string, target } : { client, method: req.method as string, target, malformed };
+  const request: RequestFacts = { client, method: req.method as string, target };
+  if (malformed !== null) return { request: { ...request, malformed }, origin };
+  // certbot's webroot challenge must reach Apache over plain HTTP, past blocks and the redirect (never past limits).
+  if (context.proto === 'http' && isAcmeChallenge(target)) return { request: { ...request, acmeChallenge: true }, origin };
   return { request, origin };
+}
+
+/** Binds a plain HTTP server; resolves with its address. */
+function listenOn(server: http.Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) =>
+      reject(new PortcullisError('PC_ERR_LISTEN', `cannot listen on ${host}:${port}: ${error.message}; is another process using the port, or does it need privileges?`, { cause: error }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }

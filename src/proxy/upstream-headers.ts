@@ -8,10 +8,14 @@ export interface ForwardingIdentity {
   readonly peerIp: string;
   /** Whether the peer is a trusted proxy, whose X-Forwarded-For/-Proto are kept and extended. */
   readonly peerTrusted: boolean;
+  /** How the client reached portcullis: told to Apache as X-Forwarded-Proto (so WordPress's is_ssl() can be true). @default 'http' */
+  readonly proto?: 'http' | 'https';
+  /** The port the client connected to, told to Apache as X-Forwarded-Port. */
+  readonly port?: number;
 }
 
 /** Headers portcullis sets itself: a client's `Connection` cannot nominate them away, and untrusted copies are dropped. */
-const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-real-ip']);
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip']);
 
 /**
  * Headers that name the client or the host it asked for, which applications
@@ -37,34 +41,59 @@ function isIdentityHeader(lower: string): boolean {
 export function buildUpstreamHeaders(rawHeaders: readonly string[], connection: string | string[] | undefined, who: ForwardingIdentity, authority: string | null = null): string[] {
   const nominated = connectionNominated(connection);
   const out: string[] = authority === null ? [] : ['host', authority];
+  let hasHost = authority !== null;
   let forwardedFor: string | null = null;
   let forwardedProto: string | null = null;
+  let forwardedPort: string | null = null;
+  // HTTP/2 (RFC 9113 §8.3, §8.2.3): pseudo-headers never reach Apache,
+  // `:authority` stands for Host, and split cookie fields are joined with "; ".
+  let h2Authority: string | null = null;
+  let h2Cookies: string | null = null;
+  const http2 = rawHeaders.length > 0 && (rawHeaders[0] as string).charCodeAt(0) === COLON;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
+    if (name.charCodeAt(0) === COLON) {
+      if (name === ':authority') h2Authority = value;
+      continue;
+    }
     const lower = name.toLowerCase();
     if (lower === 'host') {
       // `Connection: close, host` must not strip the vhost Apache serves.
-      if (authority === null) out.push(name, value);
+      if (authority === null) {
+        out.push(name, value);
+        hasHost = true;
+      }
       continue;
     }
     if (FORWARDING.has(lower)) {
       if (!who.peerTrusted) continue;
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
       else if (lower === 'x-forwarded-proto') forwardedProto ??= value;
+      else if (lower === 'x-forwarded-port') forwardedPort ??= value;
       continue;
     }
     if (isHopByHop(lower, nominated)) continue;
     if (!who.peerTrusted && isIdentityHeader(lower)) continue;
+    if (http2 && lower === 'cookie') {
+      h2Cookies = h2Cookies === null ? value : `${h2Cookies}; ${value}`;
+      continue;
+    }
     out.push(name, value);
   }
+  if (!hasHost && h2Authority !== null) out.unshift('host', h2Authority);
+  if (h2Cookies !== null) out.push('cookie', h2Cookies);
   out.push(
     'x-forwarded-for', forwardedFor === null ? who.peerIp : `${forwardedFor}, ${who.peerIp}`,
     'x-real-ip', who.clientIp,
-    'x-forwarded-proto', forwardedProto ?? 'http',
+    'x-forwarded-proto', forwardedProto ?? who.proto ?? 'http',
   );
+  const port = forwardedPort ?? (who.port === undefined ? null : String(who.port));
+  if (port !== null) out.push('x-forwarded-port', port);
   return out;
 }
+
+const COLON = 0x3a;
 
 /**
  * Copies an upstream response's headers for the client, minus hop-by-hop ones:

@@ -23,7 +23,7 @@ const RULE = (perIp: string) => `limits:
 describe('parsePolicy', () => {
   it('accepts the shipped default policy', async () => {
     const config = await loadPolicyFile(DEFAULT_POLICY_FILE);
-    expect(config.listen).toBe('0.0.0.0:8000');
+    expect(config.listen).toEqual([{ address: '0.0.0.0:8000', tls: false, redirect_https: false }]);
     expect(config.upstream).toBe('http://127.0.0.1:8080');
     expect(config.limits.map((rule) => rule.name)).toEqual(['read', 'write', 'other', 'login']);
     expect(config.block[0]?.path).toBe('/xmlrpc.php');
