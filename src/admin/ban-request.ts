@@ -1,6 +1,6 @@
 import { parseDurationMs } from '../config/duration.js';
 import { AdminRequestError } from '../core/errors.js';
-import { MIN_PREFIX_LENGTH } from '../firewall/ban-validation.js';
+import { MIN_PREFIX_LENGTH } from '../escalation/ban-target.js';
 import { parseCidr } from '../identity/cidr-set.js';
 
 /** Longest manual ban: a year. Longer is a typo more often than a wish (and kernel timeouts cap out anyway). */

@@ -13,8 +13,6 @@ import type { BanBackendOptions, KernelBan } from './ban-backend.js';
 import { canonicalFamily, parseTarget } from '../escalation/ban-target.js';
 import { MAX_TIMEOUT_SEC } from '../escalation/max-ban-timeout.js';
 
-// admin/ban-request.ts still imports MIN_PREFIX_LENGTH from here; it belongs to escalation/ban-target.ts.
-export { MIN_PREFIX_LENGTH } from '../escalation/ban-target.js';
 
 /** Largest `maxBans`: the kernel keeps set sizes in 32 bits; 2^31 − 1 stays clear of sign trouble in every tool. */
 export const MAX_BANS_LIMIT = 2 ** 31 - 1;
