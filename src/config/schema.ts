@@ -499,7 +499,8 @@ export const policySchema = z
   .superRefine((policy, ctx) => {
     const addresses = new Set<string>();
     policy.listen.forEach((listener, index) => {
-      if (addresses.has(listener.address)) ctx.addIssue({ code: 'custom', message: `${listener.address} is listed twice`, path: ['listen', index] });
+      // Port 0 asks the kernel for a free port each time (tests): never a clash.
+      if (addresses.has(listener.address) && !listener.address.endsWith(':0')) ctx.addIssue({ code: 'custom', message: `${listener.address} is listed twice`, path: ['listen', index] });
       addresses.add(listener.address);
     });
     const seen = new Set<string>();

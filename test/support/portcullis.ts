@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parsePolicy } from '../../src/config/policy-loader.js';
 import type { BanBackend } from '../../src/firewall/ban-backend.js';
 import { startPortcullis, type RunningPortcullis } from '../../src/app/start-portcullis.js';
+import type { TlsSetup } from '../../src/proxy/proxy-server.js';
 import { capturingLogger } from './captured-log.js';
 
 export interface TestProxy {
@@ -37,6 +38,10 @@ export interface TestProxyOptions {
   readonly adminToken?: string;
   /** Reload when the policy file changes. */
   readonly watchPolicy?: boolean;
+  /** The `listen` value as YAML (default `"127.0.0.1:0"`), e.g. a flow list of plain and TLS listeners. */
+  readonly listenYaml?: string;
+  /** Certificates and TLS settings for TLS listeners. */
+  readonly tls?: TlsSetup;
 }
 
 /**
@@ -50,7 +55,8 @@ export async function startTestProxy(upstream: string, policyYaml: string, optio
   const policyFile = join(workDir, 'policy.yaml');
   const tokenLine = options.adminToken === undefined ? '' : `\n  token_file: "${join(workDir, 'admin.token')}"`;
   if (options.adminToken !== undefined) await writeFile(join(workDir, 'admin.token'), `${options.adminToken}\n`, { mode: 0o600 });
-  const render = (yaml: string) => `listen: "127.0.0.1:0"\nupstream: "${upstream}"\nstate_dir: "${stateDir}"\nadmin:\n  listen: "127.0.0.1:0"${tokenLine}\n${yaml}`;
+  const listen = options.listenYaml ?? '"127.0.0.1:0"';
+  const render = (yaml: string) => `listen: ${listen}\nupstream: "${upstream}"\nstate_dir: "${stateDir}"\nadmin:\n  listen: "127.0.0.1:0"${tokenLine}\n${yaml}`;
   await writeFile(policyFile, render(policyYaml));
   const config = parsePolicy(render(policyYaml), policyFile);
   const logs: Record<string, unknown>[] = [];
@@ -58,6 +64,7 @@ export async function startTestProxy(upstream: string, policyYaml: string, optio
     logger: capturingLogger((entry) => logs.push(entry)),
     policyFile,
     watchPolicy: options.watchPolicy ?? false,
+    ...(options.tls ? { tls: options.tls } : {}),
     ...(options.banBackend ? { banBackend: options.banBackend } : {}),
   });
   const port = running.address.port;
