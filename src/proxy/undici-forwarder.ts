@@ -6,6 +6,7 @@ import { ClientGoneSignal } from './client-gone-signal.js';
 import type { OriginFormTarget } from '../policy/origin-form.js';
 import type { ForwardBuffering, ForwardOutcome, Forwarder } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
+import { hasRequestBody } from './request-body-presence.js';
 import { buildClientHeaders, buildUpstreamHeaders, type ForwardingIdentity } from './upstream-headers.js';
 
 /** Settings of the connection pool to the upstream. */
@@ -56,7 +57,7 @@ export class UndiciForwarder implements Forwarder {
     let body: NodeJS.ReadableStream | Buffer | AsyncIterable<Buffer> | null = null;
     if (buffering !== undefined) {
       body = buffering.body?.source() ?? null;
-    } else if (hasBody(req)) {
+    } else if (hasRequestBody(req)) {
       const limit = new BodyLimit(this.#maxBodyBytes);
       // Errors surface through undici's rejection; the callback only keeps
       // pipeline from throwing them unhandled.
@@ -135,12 +136,6 @@ function writeResponseHead({ statusCode, headers, opaque }: ResponseHead): Serve
 function isStaleConnection(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET';
-}
-
-/** Whether the request carries a body (RFC 9112 §6.3: a length or a transfer coding). */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 function isClientAbort(error: unknown): boolean {

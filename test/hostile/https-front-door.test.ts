@@ -26,7 +26,7 @@ describe('HTTPS listeners', () => {
   let redirectPort: number;
 
   beforeAll(async () => {
-    apache = await startApacheWithScripts({ files: { '.well-known/acme-challenge/token-1': 'acme-token-content\n' } });
+    apache = await startApacheWithScripts({ files: { '.well-known/acme-challenge/token-1': 'acme-token-content\n', 'big.txt': 'x'.repeat(3 * 1024 * 1024) } });
     ca = await createTestCa();
     const site = await ca.issue(['site.test']);
     proxy = await startTestProxy(
@@ -95,6 +95,33 @@ describe('HTTPS listeners', () => {
       expect(status, path).toBe(403);
     }
     expect((await apache.accessLog()).length).toBe(before);
+  });
+
+  it('carries request bodies and large answers over HTTP/2 through buffering, byte for byte', async () => {
+    const session = http2.connect(`https://site.test:${tlsPort}`, { ca: ca.ca, servername: 'site.test', host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+    const exchange = (headers: http2.OutgoingHttpHeaders, body?: Buffer) =>
+      new Promise<{ status: number; length: number; text: string }>((resolve, reject) => {
+        const stream = session.request(headers);
+        const chunks: Buffer[] = [];
+        let status = 0;
+        stream.on('response', (head) => (status = Number(head[':status'])));
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => {
+          const all = Buffer.concat(chunks);
+          resolve({ status, length: all.length, text: all.subarray(0, 200).toString('utf8') });
+        });
+        stream.on('error', reject);
+        stream.end(body);
+      });
+    try {
+      const big = await exchange({ ':path': '/big.txt' });
+      expect(big).toMatchObject({ status: 200, length: 3 * 1024 * 1024 });
+      const posted = await exchange({ ':method': 'POST', ':path': '/echo.cgi', 'content-type': 'application/octet-stream' }, Buffer.alloc(200_000, 7));
+      expect(posted.status).toBe(200);
+      expect(posted.text).toContain('method=POST length=200000');
+    } finally {
+      session.close();
+    }
   });
 
   it('joins HTTP/2 cookie fields for Apache with "; " (RFC 9113 §8.2.3)', async () => {

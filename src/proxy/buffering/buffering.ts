@@ -10,6 +10,7 @@ import { receiveRequestBody, type BodyReceipt } from './request-body-receiver.js
 import { ResponseSpill } from './response-spill.js';
 import { SpillBuffer } from './spill-buffer.js';
 import { StalledDeliveries } from './stalled-deliveries.js';
+import { hasRequestBody } from '../request-body-presence.js';
 
 /** Buffering settings, from `buffering:` in the policy; sizes in bytes. */
 export interface BufferingSettings {
@@ -139,8 +140,3 @@ function compileStreamPaths(paths: readonly string[]): readonly PathPattern[] {
   return paths.map((path) => compileRulePath(path, false));
 }
 
-/** Whether the request carries a body (RFC 9112 §6.3: a length other than 0, or a transfer coding). */
-export function hasRequestBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
