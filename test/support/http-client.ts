@@ -27,7 +27,7 @@ export function request(baseUrl: string, options: TestRequest = {}): Promise<Tes
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        host: url.hostname,
+        host: url.hostname.replace(/^\[|\]$/g, ''),
         port: url.port,
         method: options.method ?? 'GET',
         path: options.path ?? '/',
