@@ -151,9 +151,10 @@ function knownKeysAt(schema: z.core.$ZodType, path: readonly (string | number)[]
 function unwrap(schema: z.core.$ZodType | undefined): z.core.$ZodType | undefined {
   let current = schema;
   for (let guard = 0; current && guard < 16; guard++) {
-    const def = current._zod.def as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType };
+    const def = current._zod.def as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType; out?: z.core.$ZodType };
     if (def.innerType) current = def.innerType;
-    else if (def.type === 'pipe' && def.in) current = def.in;
+    // `schema.transform(f)` is pipe(schema, f); `z.preprocess(f, schema)` is pipe(f, schema): the shape is the side that is not the function.
+    else if (def.type === 'pipe' && def.in) current = (def.in._zod.def as { type: string }).type === 'transform' ? def.out : def.in;
     else return current;
   }
   return current;

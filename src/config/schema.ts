@@ -502,6 +502,9 @@ export const policySchema = z
       // Port 0 asks the kernel for a free port each time (tests): never a clash.
       if (addresses.has(listener.address) && !listener.address.endsWith(':0')) ctx.addIssue({ code: 'custom', message: `${listener.address} is listed twice`, path: ['listen', index] });
       addresses.add(listener.address);
+      if (listener.tls && policy.tls.certificates.length === 0 && policy.tls.certbot_live === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'is a TLS listener, but there is no certificate to serve: add tls.certificates or tls.certbot_live', path: ['listen', index, 'tls'] });
+      }
     });
     const seen = new Set<string>();
     policy.limits.forEach((rule, index) => {

@@ -41,6 +41,8 @@ describe('HTTPS listeners', () => {
         'escalation:',
         '  tarpit: 1s',
         '  prefix_after: 0',
+        'tls:',
+        `  certificates: [{ cert: "${site.certFile}", key: "${site.keyFile}" }]`,
       ].join('\n'),
       {
         listenYaml: '["127.0.0.1:0", { address: "127.0.0.1:0", tls: true }, { address: "127.0.0.1:0", redirect_https: true }]',

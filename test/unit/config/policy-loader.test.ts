@@ -187,3 +187,20 @@ describe('CIDR problems', () => {
     expect(problem?.message).toMatch(/clients\.trusted_proxies\[0\]: must be an IP address or CIDR .*host bits set/);
   });
 });
+
+describe('listen', () => {
+  it('takes one HOST:PORT or a list of plain and TLS listeners', () => {
+    const config = parsePolicy('listen:\n  - "0.0.0.0:80"\n  - { address: "[::]:443", tls: true, upstream: "http://127.0.0.1:8443" }\ntls:\n  certificates: [{ cert: /c.pem, key: /k.pem }]\n', 'l.yaml');
+    expect(config.listen).toEqual([
+      { address: '0.0.0.0:80', tls: false, redirect_https: false },
+      { address: '[::]:443', tls: true, redirect_https: false, upstream: 'http://127.0.0.1:8443' },
+    ]);
+  });
+
+  it('refuses a TLS listener without certificates, a redirecting TLS listener, a listener twice and unknown keys', () => {
+    expect(problemsOf('listen:\n  - { address: "0.0.0.0:443", tls: true }\n')[0]?.message).toContain('no certificate to serve');
+    expect(problemsOf('listen:\n  - { address: "0.0.0.0:80", tls: true, redirect_https: true }\ntls: { certbot_live: /etc/letsencrypt/live }\n')[0]?.message).toContain('cannot also redirect');
+    expect(problemsOf('listen: ["0.0.0.0:80", "0.0.0.0:80"]\n')[0]?.message).toContain('listed twice');
+    expect(problemsOf('listen:\n  - { adress: "0.0.0.0:80" }\n').map((problem) => problem.message).join('\n')).toContain('did you mean "address"?');
+  });
+});
