@@ -60,6 +60,8 @@ export interface ProxyServerParts {
 export interface TlsSetup {
   readonly secure: tls.TlsOptions;
   readonly handshakeTimeoutMs: number;
+  /** Told of each TLS server built, so certificate reloads and ticket-key rotation reach it. */
+  attach?(server: tls.Server): void;
 }
 
 /** Client-side connection limits, from `timeouts` and `request` in the policy. */
@@ -135,6 +137,7 @@ export class ProxyServer {
     const listener = new TlsListener({
       secure: tlsSetup.secure,
       handshakeTimeoutMs: tlsSetup.handshakeTimeoutMs,
+      ...(tlsSetup.attach ? { attach: (server: tls.Server) => tlsSetup.attach?.(server) } : {}),
       http1,
       http2: http2Server.server,
       admit: (socket) => this.#admitConnection(socket, true),

@@ -10,6 +10,8 @@ export interface TlsListenerParts {
   readonly secure: tls.TlsOptions;
   /** A handshake not done within this is cut (Node's own default is 120 s). */
   readonly handshakeTimeoutMs: number;
+  /** Told of the TLS server once built, so certificate reloads and ticket-key rotation reach it. */
+  attach?(server: tls.Server): void;
   /** Fed the TLS sockets that chose HTTP/1.1 (or no ALPN): the same kind of server as a plain listener's. */
   readonly http1: http.Server;
   /** Fed the TLS sockets that chose h2. */
@@ -45,6 +47,7 @@ export class TlsListener {
   constructor(parts: TlsListenerParts) {
     this.#parts = parts;
     this.#tls = tls.createServer({ ...parts.secure, handshakeTimeout: parts.handshakeTimeoutMs });
+    parts.attach?.(this.#tls);
     this.#tls.on('secureConnection', (socket: tls.TLSSocket) => {
       socket.on('error', ignore);
       if (socket.alpnProtocol === 'h2') parts.http2.emit('connection', socket);
@@ -93,6 +96,8 @@ export class TlsListener {
 
   /** Stops accepting; the HTTP servers it feeds close their own connections. */
   close(): Promise<void> {
+    // The TLS server never listened; its 'close' lets go of what attach() hooked to it.
+    this.#tls.emit('close');
     return new Promise((resolve) => this.#gate.close(() => resolve()));
   }
 }
