@@ -5,7 +5,7 @@
  * on purpose.
  */
 const PURE = ['core', 'config', 'identity', 'policy', 'limiter', 'engine', 'escalation'];
-const SHELLS = ['proxy', 'admin', 'cli', 'app', 'firewall', 'alerts', 'metrics'];
+const SHELLS = ['proxy', 'admin', 'cli', 'app', 'firewall', 'alerts', 'metrics', 'tls'];
 const KNOWN = [...PURE, ...SHELLS];
 const folders = (names) => `^src/(${names.join('|')})/`;
 

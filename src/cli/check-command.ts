@@ -1,11 +1,16 @@
 import { loadPolicyFile } from '../config/policy-loader.js';
 import { ConfigError, formatConfigProblem, PortcullisError } from '../core/errors.js';
+import { checkCertificates } from '../tls/certificate-check.js';
+import { formatCertificateProblem } from '../tls/certificate-problem.js';
 import { parseCommandArgs } from './usage-error.js';
 
 export const CHECK_HELP = `Usage: portcullis check FILE
 
-Validates a policy file without starting anything. Exits 0 when it is valid;
-otherwise prints one line per problem as FILE:LINE:COL: message and exits 1.
+Validates a policy file without starting anything, and reads and checks the
+TLS certificates it names (tls.certificates, tls.certbot_live) as serve would.
+Exits 0 when all is valid; otherwise prints one line per problem, as
+FILE:LINE:COL: message for the policy and CERTFILE: message for a certificate,
+and exits 1.
 
 Options:
   -h, --help   show this help`;
@@ -23,7 +28,15 @@ export async function runCheck(args: string[], out: NodeJS.WritableStream, err: 
   const file = positionals[0] as string;
   try {
     const config = await loadPolicyFile(file);
-    out.write(`${file}: OK (${config.limits.length} limit rules, ${config.block.length} blocks, upstream ${config.upstream})\n`);
+    // The certificates the policy names are read and checked as serve would, so a bad renewal is found before a reload keeps the old one.
+    const certificates = await checkCertificates(config.tls);
+    if (certificates.problems.length > 0) {
+      for (const problem of certificates.problems) err.write(`${formatCertificateProblem(problem)}\n`);
+      err.write(`${file}: ${certificates.problems.length} certificate problem${certificates.problems.length === 1 ? '' : 's'}\n`);
+      return 1;
+    }
+    const served = certificates.served.length === 0 ? '' : `, ${certificates.served.length} certificate${certificates.served.length === 1 ? '' : 's'}: ${certificates.served.map((certificate) => certificate.name).join(', ')}`;
+    out.write(`${file}: OK (${config.limits.length} limit rules, ${config.block.length} blocks, upstream ${config.upstream}${served})\n`);
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) {

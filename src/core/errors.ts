@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   PC_ERR_ADMIN_UNREACHABLE: 'The CLI could not reach the admin API: is portcullis running, and is --admin (or admin.listen) right?',
   PC_ERR_ACCESS_LOG: 'The access log file could not be opened or written; requests are still served.',
   PC_ERR_BUFFER_TEMP: "A temp file for buffering could not be created, written or read in buffering.temp_dir; bodies that need one get 413 or 503, and responses are passed on at the client's pace instead.",
+  PC_ERR_TLS_CERTIFICATE: 'A TLS certificate or key in tls.certificates or tls.certbot_live cannot be served (unreadable, not PEM, key not matching, expired, no host names); the message names the file and what to do. At a reload the previous certificate for that name stays.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -131,5 +132,19 @@ export class AdminHostError extends AdminRequestError {
   constructor(message: string) {
     super(421, message, 'PC_ERR_ADMIN_HOST');
     this.name = 'AdminHostError';
+  }
+}
+
+/**
+ * No certificate of the policy can be served, so TLS listeners cannot start.
+ * `problems` lists every certificate file refused, each as `FILE: what to do`.
+ */
+export class TlsCertificateError extends PortcullisError {
+  readonly problems: readonly { readonly file: string; readonly message: string }[];
+
+  constructor(problems: readonly { readonly file: string; readonly message: string }[], summary = 'no TLS certificate can be served') {
+    super('PC_ERR_TLS_CERTIFICATE', [summary, ...problems.map((problem) => `${problem.file}: ${problem.message}`)].join('\n'));
+    this.name = 'TlsCertificateError';
+    this.problems = problems;
   }
 }
