@@ -5,7 +5,7 @@
  * live/archive layout with its symlink-swapping renewal.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, readlink, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -113,6 +113,7 @@ export async function installCertbotVersion(root: string, name: string, version:
   const live = join(root, 'live', name);
   await mkdir(archive, { recursive: true });
   await mkdir(live, { recursive: true });
+  // cert.pem and chain.pem are not read by portcullis; they are there so the layout is certbot's.
   const contents: Record<string, Buffer> = { cert: files.fullchain, privkey: files.key, chain: Buffer.alloc(0), fullchain: files.fullchain };
   for (const kind of ['cert', 'privkey', 'chain', 'fullchain']) await writeFile(join(archive, `${kind}${version}.pem`), contents[kind] as Buffer, { mode: 0o600 });
   for (const kind of ['cert', 'privkey', 'chain', 'fullchain']) {
@@ -120,11 +121,6 @@ export async function installCertbotVersion(root: string, name: string, version:
     await unlink(link).catch(() => undefined);
     await symlink(join('..', '..', 'archive', name, `${kind}${version}.pem`), link);
   }
-}
-
-/** Where a live link points now (for a test to check the swap happened). */
-export async function certbotLinkTarget(root: string, name: string, kind: 'fullchain' | 'privkey'): Promise<string> {
-  return readlink(join(root, 'live', name, `${kind}.pem`));
 }
 
 /** Reads an issued certificate's files as a certbot version takes them. */
