@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { AlertMetrics } from '../../src/metrics/alert-metrics.js';
 import { EscalationMetrics } from '../../src/metrics/escalation-metrics.js';
 import { ProxyMetrics } from '../../src/metrics/proxy-metrics.js';
+import { TlsMetrics } from '../../src/metrics/tls-metrics.js';
 import { promtoolPath } from '../support/promtool.js';
 
 const run = promisify(execFile);
@@ -33,7 +34,7 @@ async function promtool(args: string[], input?: string): Promise<{ code: number;
 describe('deploy/prometheus/portcullis-alerts.yml', () => {
   it('is a valid rule file (promtool check rules)', async () => {
     const result = await promtool(['check', 'rules', RULES]);
-    expect(result.output).toContain('SUCCESS: 6 rules found');
+    expect(result.output).toContain('SUCCESS: 8 rules found');
     expect(result.code).toBe(0);
   });
 
@@ -48,6 +49,7 @@ describe('deploy/prometheus/portcullis-alerts.yml', () => {
     new ProxyMetrics(registry, { upstreamInFlight: () => 0, upstreamQueued: () => 0, trackedClients: () => ({}), tarpitHeld: () => 0 });
     new EscalationMetrics(registry);
     new AlertMetrics(registry);
+    new TlsMetrics(registry);
     const exposed = new Set((await registry.getMetricsAsJSON()).map((metric) => metric.name));
     const named = new Set((await readFile(RULES, 'utf8')).match(/\bportcullis_[a-z_]+/g) ?? []);
     // portcullis_upstream_errors_total appears in a description, as advice; it must exist too.
@@ -61,6 +63,18 @@ describe('alert metrics', () => {
     const registry = new Registry();
     const metrics = new AlertMetrics(registry);
     metrics.deliverySeconds.observe(0.2);
+    const result = await promtool(['check', 'metrics'], await registry.metrics());
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+});
+
+describe('TLS certificate metrics', () => {
+  it('pass promtool check metrics', async () => {
+    const registry = new Registry();
+    const metrics = new TlsMetrics(registry);
+    metrics.setExpiry('example.org', 1_800_000_000_000);
+    metrics.countRejected('key_mismatch');
     const result = await promtool(['check', 'metrics'], await registry.metrics());
     expect(result.output).toBe('');
     expect(result.code).toBe(0);
