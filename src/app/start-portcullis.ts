@@ -19,6 +19,8 @@ import { DecisionRates } from '../metrics/decision-rates.js';
 import { EscalationMetrics } from '../metrics/escalation-metrics.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RecentOffenders } from '../metrics/recent-offenders.js';
+import { TlsMetrics } from '../metrics/tls-metrics.js';
+import { CertificateStore } from '../tls/certificate-store.js';
 import { AccessLog } from '../proxy/access-log.js';
 import { ClientConnections } from '../proxy/client-connections.js';
 import type { UpstreamRoute } from '../proxy/listeners/listener-spec.js';
@@ -148,6 +150,13 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
     return route;
   };
   const listeners = config.listen.map((listener) => listenerSpec(listener, routeTo(listener.upstream ?? config.upstream)));
+  const certificates = options.tls === undefined && listeners.some((spec) => spec.tls) ? await openCertificates(config, logger, registry, wall) : null;
+  if (certificates !== null) closers.push('certificates', certificates, () => certificates.close());
+  const tlsSetup: TlsSetup | undefined =
+    options.tls ??
+    (certificates === null
+      ? undefined
+      : { secure: certificates.serverOptions(), handshakeTimeoutMs: config.timeouts.tls_handshake, attach: (tlsServer) => certificates.attach(tlsServer) });
   const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, logger, registry);
   if (accessLog !== null) closers.push('access log', accessLog, () => accessLog.close());
 
@@ -175,6 +184,8 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
             const applied = applyReload({ assembled, server, slots, upgraded, alerts, clock, logger }, config, next);
             config = applied.config;
             buffering.configure(bufferingSettings(config.buffering));
+            // A bad certificate file is logged and counted, never a failed reload: the old one stays.
+            void certificates?.reload('policy reload', config.tls);
             return applied.restartNeeded;
           },
           onResult: (ok) => {
@@ -191,7 +202,8 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   // Pushed before the first listen, so a second listener that fails closes the first.
   closers.push('proxy listeners', server, (graceMs) => server.close(graceMs));
   const addresses: AddressInfo[] = [];
-  for (const spec of listeners) addresses.push(await server.listen(spec, spec.tls ? options.tls : undefined));
+  for (const spec of listeners) addresses.push(await server.listen(spec, spec.tls ? tlsSetup : undefined));
+  certificates?.watch();
   const address = addresses[0] as AddressInfo;
   const admin = new AdminServer({
     registry,
@@ -247,6 +259,13 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
       return closers.close(graceMs, (name, error) => logger.error({ err: error, part: name }, 'error while stopping'));
     },
   };
+}
+
+/** The certificates for the TLS listeners; fails start-up only when none at all can be served. */
+async function openCertificates(config: PolicyConfig, logger: Logger, registry: Registry, wall: WallClock): Promise<CertificateStore> {
+  const { store, result } = await CertificateStore.open({ config: config.tls, logger, metrics: new TlsMetrics(registry), wallClock: wall });
+  logger.info({ certificates: result.served, problems: result.problems.length }, 'TLS certificates loaded');
+  return store;
 }
 
 async function openAccessLog(path: string, logger: Logger, registry: Registry): Promise<AccessLog> {

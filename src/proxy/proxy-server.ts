@@ -269,6 +269,7 @@ export class ProxyServer {
       if (!server.listening) server.close(() => {});
     }
     for (const server of this.#http2Servers) server.destroyAll();
+    for (const listener of this.#tlsListeners) listener.destroyAll();
     for (const socket of this.#upgraded) socket.destroy();
     await closed;
   }

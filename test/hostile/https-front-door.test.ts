@@ -24,11 +24,13 @@ describe('HTTPS listeners', () => {
   let plainPort: number;
   let tlsPort: number;
   let redirectPort: number;
+  let siteFiles: { certFile: string; keyFile: string };
 
   beforeAll(async () => {
     apache = await startApacheWithScripts({ files: { '.well-known/acme-challenge/token-1': 'acme-token-content\n', 'big.txt': 'x'.repeat(3 * 1024 * 1024) } });
     ca = await createTestCa();
     const site = await ca.issue(['site.test']);
+    siteFiles = site;
     proxy = await startTestProxy(
       apache.url,
       [
@@ -41,12 +43,13 @@ describe('HTTPS listeners', () => {
         'escalation:',
         '  tarpit: 1s',
         '  prefix_after: 0',
+        'timeouts:',
+        '  tls_handshake: 1s',
         'tls:',
         `  certificates: [{ cert: "${site.certFile}", key: "${site.keyFile}" }]`,
       ].join('\n'),
       {
         listenYaml: '["127.0.0.1:0", { address: "127.0.0.1:0", tls: true }, { address: "127.0.0.1:0", redirect_https: true }]',
-        tls: { secure: { key: site.key, cert: site.cert, ALPNProtocols: ['h2', 'http/1.1'], minVersion: 'TLSv1.2' }, handshakeTimeoutMs: 1_000 },
       },
     );
     [plainPort, tlsPort, redirectPort] = proxy.running.addresses.map((address) => address.port) as [number, number, number];
@@ -184,6 +187,35 @@ describe('HTTPS listeners', () => {
     expect(await strikes()).toBe(before + 1);
     const failures = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
     expect(Number(/^portcullis_tls_handshake_failures_total\{reason="timeout"\} (\d+)/m.exec(failures)?.[1])).toBeGreaterThanOrEqual(1);
+  });
+
+  it('serves a renewed certificate to new connections after a reload (SIGHUP, portcullis reload), keeping open ones', async () => {
+    const serialNow = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'site.test', ca: ca.ca }, () => {
+          resolve(socket.getPeerX509Certificate()?.serialNumber ?? '');
+          socket.destroy();
+        });
+        socket.on('error', reject);
+      });
+    const before = await serialNow();
+    const open = http2.connect(`https://site.test:${tlsPort}`, { ca: ca.ca, servername: 'site.test', host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+    await new Promise((resolve) => open.once('connect', resolve));
+    // certbot renews in place: the same paths, a new certificate.
+    const renewed = await ca.issue(['site.test'], 'site.test-renewed');
+    await run('cp', [renewed.certFile, siteFiles.certFile]);
+    await run('cp', [renewed.keyFile, siteFiles.keyFile]);
+    expect((await proxy.running.reload('test')).ok).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await serialNow()).not.toBe(before);
+    const status = await new Promise<number>((resolve) => {
+      const stream = open.request({ ':path': '/index.html' });
+      stream.on('response', (headers) => resolve(Number(headers[':status'])));
+      stream.on('error', () => resolve(0));
+      stream.end();
+    });
+    open.close();
+    expect(status).toBe(200);
   });
 
   it('redirects a plain listener to https:// with 308, but forwards ACME challenges to Apache, past blocks', async () => {

@@ -43,6 +43,8 @@ export class TlsListener {
   readonly #gate: net.Server;
   readonly #tls: tls.Server;
   readonly #parts: TlsListenerParts;
+  /** Accepted TCP sockets, so shutdown can cut them after its grace (destroying a TLS session does not always end the socket under it). */
+  readonly #sockets = new Set<net.Socket>();
 
   constructor(parts: TlsListenerParts) {
     this.#parts = parts;
@@ -59,6 +61,8 @@ export class TlsListener {
     });
     this.#gate = net.createServer((socket) => {
       socket.on('error', ignore);
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
       if (!parts.admit(socket)) return;
       this.#tls.emit('connection', socket);
     });
@@ -92,6 +96,11 @@ export class TlsListener {
         resolve(this.#gate.address() as AddressInfo);
       });
     });
+  }
+
+  /** Cuts every connection this port accepted (after shutdown's grace). */
+  destroyAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
   }
 
   /** Stops accepting; the HTTP servers it feeds close their own connections. */
