@@ -13,6 +13,9 @@ command -v ipset >/dev/null 2>&1 || packages+=(ipset)
 command -v iptables >/dev/null 2>&1 || packages+=(iptables)
 command -v conntrack >/dev/null 2>&1 || packages+=(conntrack)
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
+# TLS tests: certificates made with openssl, real clients curl (with HTTP/2) and Node's http2.
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test setup: installing Debian packages: ${packages[*]}"
