@@ -82,6 +82,10 @@ try {
     ssl_certificate ${site.certFile};
     ssl_certificate_key ${site.keyFile};
     ssl_protocols TLSv1.2 TLSv1.3;
+    # nginx closes a connection after 1000 requests by default (h2load counts the
+    # streams cut by that as failures); portcullis has no such limit.
+    keepalive_requests 1000000;
+    http2_max_requests 1000000;
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
