@@ -18,6 +18,12 @@ export interface Timers {
   clearTimeout(handle: TimerHandle): void;
   setInterval(callback: () => void, ms: number): TimerHandle;
   clearInterval(handle: TimerHandle): void;
+  /**
+   * Runs `callback` once the I/O callbacks running now are done (Node's
+   * setImmediate): after everything in the read being parsed, before any
+   * timer. Cannot be cleared.
+   */
+  setImmediate(callback: () => void): void;
 }
 
 /**
@@ -33,6 +39,9 @@ export const systemTimers: Timers = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
   setInterval: (callback, ms) => setInterval(callback, ms).unref(),
   clearInterval: (handle) => clearInterval(handle as ReturnType<typeof setInterval>),
+  setImmediate: (callback) => {
+    setImmediate(callback);
+  },
 };
 
 interface ManualTimer {
@@ -81,6 +90,11 @@ export class ManualTimers implements Timers, Clock {
 
   clearInterval(handle: TimerHandle): void {
     this.#pending.delete(handle as ManualTimer);
+  }
+
+  /** Runs at the next `advance()`, even `advance(0)`, before timers due later. */
+  setImmediate(callback: () => void): void {
+    this.#add(callback, 0, null);
   }
 
   /** Moves time forward by `ms`, running the timers that fall due; refuses to go backwards. */

@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { HANDSHAKE_FAILURE_REASONS, type HandshakeFailureReason } from '../proxy/listeners/handshake-failure.js';
+import { HTTP2_ABUSE_KINDS, type Http2AbuseKind } from '../proxy/listeners/http2-abuse.js';
 
 /** Why a client connection was closed before it could send a request. A closed set. */
 export type ConnectionRefusal = 'per_client_max' | 'max' | 'banned';
@@ -16,6 +17,7 @@ export interface ConnectionGaugeSources {
 export class ConnectionMetrics {
   readonly #refused: Counter<'reason'>;
   readonly #handshakeFailures: Counter<'reason'>;
+  readonly #http2Abuse: Counter<'kind'>;
 
   constructor(registry: Registry, sources: ConnectionGaugeSources) {
     const registers = [registry];
@@ -33,6 +35,13 @@ export class ConnectionMetrics {
       registers,
     });
     for (const reason of HANDSHAKE_FAILURE_REASONS) this.#handshakeFailures.inc({ reason }, 0);
+    this.#http2Abuse = new Counter({
+      name: 'portcullis_http2_abuse_total',
+      help: `HTTP/2 sessions ended for abuse (each a strike), by kind: ${HTTP2_ABUSE_KINDS.join(', ')}.`,
+      labelNames: ['kind'],
+      registers,
+    });
+    for (const kind of HTTP2_ABUSE_KINDS) this.#http2Abuse.inc({ kind }, 0);
     new Gauge({ name: 'portcullis_client_connections', help: 'Client connections open now, idle keep-alive ones included.', registers, collect() { this.set(sources.open()); } });
     new Gauge({ name: 'portcullis_upgraded_connections', help: 'Upgraded (WebSocket) connections open now.', registers, collect() { this.set(sources.upgraded()); } });
   }
@@ -40,6 +49,11 @@ export class ConnectionMetrics {
   /** Counts a failed TLS handshake. */
   countHandshakeFailure(reason: HandshakeFailureReason): void {
     this.#handshakeFailures.inc({ reason });
+  }
+
+  /** Counts an HTTP/2 session ended for abuse. */
+  countHttp2Abuse(kind: Http2AbuseKind): void {
+    this.#http2Abuse.inc({ kind });
   }
 
   /** Counts a connection a cap closed. */

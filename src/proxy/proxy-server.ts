@@ -131,8 +131,12 @@ export class ProxyServer {
     }
     if (tlsSetup === undefined) throw new PortcullisError('PC_ERR_LISTEN', `listener ${spec.host}:${spec.port} has tls: true but no certificates are configured; add tls.certificates or tls.certbot_live`);
     const http2Server = createHttp2Server(this.#http2Limits(), (req, res) => void this.#handle(req, res, context), {
-      onSessionError: (socket, rule) => this.#strikePeer(socket, rule),
-    });
+      onAbuse: (peerAddress, kind) => {
+        this.#parts.connectionMetrics.countHttp2Abuse(kind);
+        this.#strikeAddress(peerAddress, 'http2_abuse');
+      },
+      onClientTimeout: (peerAddress) => this.#strikeAddress(peerAddress, 'client_timeout'),
+    }, this.#parts);
     this.#http2Servers.push(http2Server);
     const listener = new TlsListener({
       secure: tlsSetup.secure,
@@ -209,8 +213,13 @@ export class ProxyServer {
   }
 
   /** A strike for the peer of a connection that failed before a request could be decided (never for a trusted proxy). */
-  #strikePeer(socket: Duplex, rule: 'client_timeout' | 'malformed' | 'http2_abuse'): void {
-    const peer = this.#parts.resolver.lookupPeer((socket as Socket).remoteAddress);
+  #strikePeer(socket: Duplex, rule: 'client_timeout' | 'malformed'): void {
+    this.#strikeAddress((socket as Socket).remoteAddress, rule);
+  }
+
+  /** A strike for a peer known by address (a socket already destroyed no longer tells it). */
+  #strikeAddress(peerAddress: string | undefined, rule: 'client_timeout' | 'malformed' | 'http2_abuse'): void {
+    const peer = this.#parts.resolver.lookupPeer(peerAddress);
     if (peer !== null && !peer.trusted) this.#parts.engine.strikeWithoutRequest(peer.key, rule, this.#parts.clock.nowMs());
   }
 

@@ -1,20 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
-import type { Duplex } from 'node:stream';
+import type { Clock } from '../../core/clock.js';
+import type { TimerHandle, Timers } from '../../core/timers.js';
+import { CONNECTIONS_CHECK_MS } from './http-server-factory.js';
+import { Http2SessionGuard, MAX_CONCURRENT_STREAMS, MAX_REFUSED_STREAMS, type Http2Hooks, type Http2Limits } from './http2-session-guard.js';
 
-/** Timeouts of HTTP/2 sessions and streams, from `timeouts` in the policy. */
-export interface Http2Limits {
-  /** A session with no stream open and no frame for this long is closed (`timeouts.client_keepalive`). */
-  readonly idleTimeoutMs: number;
-  /** A stream silent for this long is cancelled (`timeouts.client_request`). */
-  readonly requestTimeoutMs: number;
-}
-
-/** What the HTTP/2 side reports besides requests. */
-export interface Http2Hooks {
-  /** A session ended for abuse (flood of invalid frames, rejected streams, resets): a strike for its peer. */
-  onSessionError(socket: Duplex, rule: 'http2_abuse'): void;
-}
+export type { Http2Hooks, Http2Limits } from './http2-session-guard.js';
 
 /** An HTTP/2 server fed TLS sockets, with what shutdown and reload need. */
 export interface Http2ServerHandle {
@@ -26,23 +17,25 @@ export interface Http2ServerHandle {
   destroyAll(): void;
 }
 
-/** Concurrent streams a client may open on one connection (nginx's default too). */
-export const MAX_CONCURRENT_STREAMS = 100;
-
-/** Streams a client may cancel on one session before it is treated as a rapid-reset attack (CVE-2023-44487). */
-export const MAX_CLIENT_RESETS = 200;
+/** Time for the HTTP/2 server: the guards' budgets and their periodic check. */
+export interface Http2Time {
+  readonly clock: Clock;
+  readonly timers: Timers;
+}
 
 /**
  * Node's HTTP/2 server, bounded: stream, header and memory limits in the
- * SETTINGS it advertises and in nghttp2, and sessions that flood it with
- * invalid frames, refused streams or cancelled streams are ended (GOAWAY)
- * and their peer struck. Every request goes through `onRequest`, the same
- * pipeline as HTTP/1.1 (Node's compatibility API gives requests and
- * responses the surface the pipeline uses).
+ * SETTINGS it advertises and in nghttp2, and a guard on every session
+ * (http2-session-guard.ts) that ends floods and rapid resets with GOAWAY and
+ * reports them. Every request goes through `onRequest`, the same pipeline as
+ * HTTP/1.1 (Node's compatibility API gives requests and responses the
+ * surface the pipeline uses).
  */
-export function createHttp2Server(limits: Http2Limits, onRequest: (req: IncomingMessage, res: ServerResponse) => void, hooks: Http2Hooks): Http2ServerHandle {
+export function createHttp2Server(limits: Http2Limits, onRequest: (req: IncomingMessage, res: ServerResponse) => void, hooks: Http2Hooks, time: Http2Time): Http2ServerHandle {
   let current = limits;
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const guards = new Map<http2.ServerHttp2Session, Http2SessionGuard>();
+  // One check for all sessions, running only while there are sessions (no timer per session).
+  let sweep: TimerHandle = null;
   const server = http2.createServer({
     settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: 32 * 1024 },
     // nghttp2's own guards: header-list size per request, pending pings and
@@ -50,30 +43,28 @@ export function createHttp2Server(limits: Http2Limits, onRequest: (req: Incoming
     maxHeaderListPairs: 128,
     maxOutstandingPings: 10,
     maxSessionInvalidFrames: 100,
-    maxSessionRejectedStreams: 100,
+    maxSessionRejectedStreams: MAX_REFUSED_STREAMS,
     maxSessionMemory: 10,
   });
-  server.on('request', (req, res) => onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse));
-  server.on('session', (session) => {
-    sessions.add(session);
-    let resets = 0;
-    const socket = session.socket as unknown as Duplex;
-    session.setTimeout(current.idleTimeoutMs, () => session.close());
-    session.on('close', () => sessions.delete(session));
-    session.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES' || error.code === 'ERR_HTTP2_SESSION_ERROR') hooks.onSessionError(socket, 'http2_abuse');
+  server.on('request', (req, res) => {
+    // Started once the whole read it came in is parsed: a stream the same
+    // read cancelled (rapid reset sends HEADERS and RST_STREAM together)
+    // costs no decision and never reaches Apache.
+    time.timers.setImmediate(() => {
+      if (!res.stream.destroyed) onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
     });
-    session.on('stream', (stream) => {
-      stream.on('error', ignore);
-      stream.setTimeout(current.requestTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
-      stream.on('aborted', () => {
-        // A client that opens and cancels streams faster than it reads answers is attacking.
-        if (++resets > MAX_CLIENT_RESETS && !session.destroyed) {
-          hooks.onSessionError(socket, 'http2_abuse');
-          session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-          session.destroy();
-        }
-      });
+  });
+  server.on('session', (session) => {
+    guards.set(session, new Http2SessionGuard(session, hooks, time.clock, () => current));
+    sweep ??= time.timers.setInterval(() => {
+      const nowMs = time.clock.nowMs();
+      for (const guard of guards.values()) guard.check(nowMs);
+    }, CONNECTIONS_CHECK_MS);
+    session.on('close', () => {
+      guards.delete(session);
+      if (guards.size > 0) return;
+      time.timers.clearInterval(sweep);
+      sweep = null;
     });
   });
   server.on('sessionError', ignore);
@@ -83,10 +74,10 @@ export function createHttp2Server(limits: Http2Limits, onRequest: (req: Incoming
       current = next;
     },
     drain() {
-      for (const session of sessions) session.close();
+      for (const session of guards.keys()) session.close();
     },
     destroyAll() {
-      for (const session of sessions) session.destroy();
+      for (const session of guards.keys()) session.destroy();
     },
   };
 }

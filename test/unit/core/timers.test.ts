@@ -37,6 +37,18 @@ describe('ManualTimers', () => {
     expect(ran).toEqual([20]);
   });
 
+  it('runs an immediate at the next advance, even advance(0), before timers due later', () => {
+    const timers = new ManualTimers();
+    const ran: string[] = [];
+    timers.setTimeout(() => ran.push('timeout'), 1);
+    timers.setImmediate(() => ran.push('immediate'));
+    expect(ran).toEqual([]);
+    timers.advance(0);
+    expect(ran).toEqual(['immediate']);
+    timers.advance(1);
+    expect(ran).toEqual(['immediate', 'timeout']);
+  });
+
   it('refuses to go backwards', () => {
     expect(() => new ManualTimers().advance(-1)).toThrow(RangeError);
   });
