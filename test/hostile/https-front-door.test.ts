@@ -45,6 +45,7 @@ describe('HTTPS listeners', () => {
         '  prefix_after: 0',
         'timeouts:',
         '  tls_handshake: 1s',
+        '  client_headers: 1s',
         'tls:',
         `  certificates: [{ cert: "${site.certFile}", key: "${site.keyFile}" }]`,
       ].join('\n'),
@@ -216,6 +217,21 @@ describe('HTTPS listeners', () => {
     });
     open.close();
     expect(status).toBe(200);
+  });
+
+  it('holds HTTP/1.1 over TLS to the plain port\'s header timeout (Node\'s own HTTP/2 fallback applies none)', async () => {
+    const closedAfterMs = await new Promise<number>((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'site.test', ca: ca.ca, ALPNProtocols: ['http/1.1'], localAddress: '127.95.1.1' }, () => {
+        socket.write('GET / HTTP/1.1\r\nHost: site.test\r\nX-Slow: ');
+      });
+      const startedMs = performance.now();
+      socket.resume();
+      socket.on('error', () => {});
+      const timer = setTimeout(() => (socket.destroy(), resolve(Number.POSITIVE_INFINITY)), 8_000);
+      socket.on('close', () => (clearTimeout(timer), resolve(performance.now() - startedMs)));
+    });
+    // client_headers is 1 s here; Node checks once a second.
+    expect(closedAfterMs).toBeLessThan(3_500);
   });
 
   it('redirects a plain listener to https:// with 308, but forwards ACME challenges to Apache, past blocks', async () => {
