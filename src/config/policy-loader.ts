@@ -115,6 +115,17 @@ export function formatPath(path: readonly (string | number | symbol)[]): string 
   return out;
 }
 
+/**
+ * Places findings about a valid policy (each a path into it and a message,
+ * e.g. a host pattern no request can reach) at FILE:LINE:COL of its source,
+ * the way schema problems are placed.
+ */
+export function locateInPolicy(source: string, file: string, findings: readonly { readonly path: readonly (string | number)[]; readonly message: string }[]): ConfigProblem[] {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(source, { lineCounter });
+  return findings.map(({ path, message }) => ({ file, ...lineCounter.linePos(valueOffset(doc, path)), message }));
+}
+
 /** Offset of the value at `path`, or of its nearest existing ancestor when it is missing. */
 function valueOffset(doc: Document, path: readonly (string | number)[]): number {
   for (let depth = path.length; depth >= 0; depth--) {

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { parseCidr } from '../identity/cidr-set.js';
+import { parseHostPattern, type HostPatternProblem } from '../policy/host-pattern.js';
 import { compilePathPattern, type PathPatternSpec } from '../policy/path-pattern.js';
 import { parseByteSize } from './byte-size.js';
 import { parseDurationMs } from './duration.js';
 import { parseHostAuthority } from './host-authority.js';
 import { parseListenAddress } from './listen-address.js';
 import { parseRate } from './rate.js';
+import { checkRulesAndSites } from './site-checks.js';
 
 /*
  * The policy schema: the single source of the policy's shape, its types and its
@@ -492,6 +494,71 @@ export const policySchema = z
     buffering: buffering.prefault({}),
     admin: admin.prefault({}),
     alerts: alerts.prefault({}),
+const HOST_PATTERN_HINTS: Readonly<Record<HostPatternProblem, string>> = {
+  port: ' (a site is chosen by name, without port)',
+  star: ' (`*` only as the first label; for every other name use default: true)',
+  ipv6: ' (IPv6 literals are not supported)',
+  underscore: ' (Apache refuses `_` in Host, HttpProtocolOptions Strict)',
+  invalid: '',
+};
+
+/** A `sites[].hosts` entry, made canonical (lower case, punycode, no trailing dot) as request hosts are compared. */
+const hostPattern = text('a host name like example.org').transform((value, ctx) => {
+  const parsed = parseHostPattern(value);
+  if (typeof parsed === 'string') {
+    ctx.issues.push({ code: 'custom', input: value, message: `must be a host name like example.org or *.example.org${HOST_PATTERN_HINTS[parsed]}, got ${describe(value)}` });
+    return z.NEVER;
+  }
+  return parsed.text;
+});
+
+/**
+ * A site's `concurrency`: with its own `upstream`, that upstream's cap; without,
+ * a sub-cap inside the default upstream's. Keys left out take the top-level
+ * `concurrency` value, so none has a default of its own here.
+ */
+const siteConcurrency = z.strictObject({
+  upstream_max: positiveInt().optional(),
+  per_client_max: positiveInt().optional(),
+  queue_max: positiveInt().optional(),
+  per_client_queue_max: positiveInt().optional(),
+  queue_timeout: durationMs('2s').optional(),
+});
+
+/**
+ * One site: the requests whose host (absolute-form authority, else Host, else
+ * :authority) its `hosts` match, chosen as Apache chooses the vhost. The
+ * top-level limits and blocks apply inside it too, unless a site rule of the
+ * same name replaces one or `disable` switches it off.
+ */
+const site = z.strictObject({
+  /** Names the site in metrics, logs and ban reasons. */
+  name: ruleName,
+  /** Exact names and `*.example.org` wildcards; the first site in policy order that matches wins. */
+  hosts: z.array(hostPattern).min(1, { error: 'must list at least one host name' }),
+  /** Serve the hosts no site names from this site (Apache's first vhost); false: from the top-level policy. */
+  default: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
+  limits: z.array(limitRule).default([]),
+  block: z.array(blockRule).default([]),
+  clients: z
+    .strictObject({
+      /** CIDRs exempt from this site's limits only; who is never banned comes from the top-level clients. */
+      allow: z.array(cidr).default([]),
+    })
+    .prefault({}),
+  concurrency: siteConcurrency.optional(),
+  /** Where this site's requests go, whatever listener they came in on. Absent: the listener's upstream. */
+  upstream: upstreamUrl.optional(),
+  escalation: z
+    .strictObject({
+      /** Status banned clients are answered with on this site. Absent: the top-level escalation.status. */
+      status: httpStatus.optional(),
+    })
+    .prefault({}),
+  /** Global rules (limits or blocks, by name; a nameless block by its path) that do not apply on this site. */
+  disable: z.array(text('a rule name')).default([]),
+});
+
     tls: tls.prefault({}),
     /** Apache `combined`-format log of requests forwarded upstream, so existing log tooling keeps working. Absent: none. */
     access_log: text('a file path').optional(),
@@ -502,17 +569,13 @@ export const policySchema = z
       // Port 0 asks the kernel for a free port each time (tests): never a clash.
       if (addresses.has(listener.address) && !listener.address.endsWith(':0')) ctx.addIssue({ code: 'custom', message: `${listener.address} is listed twice`, path: ['listen', index] });
       addresses.add(listener.address);
+    /** Per-site policy for name-based virtual hosts (README, "Several sites"). */
+    sites: z.array(site).default([]),
       if (listener.tls && policy.tls.certificates.length === 0 && policy.tls.certbot_live === undefined) {
         ctx.addIssue({ code: 'custom', message: 'is a TLS listener, but there is no certificate to serve: add tls.certificates or tls.certbot_live', path: ['listen', index, 'tls'] });
       }
     });
-    const seen = new Set<string>();
-    policy.limits.forEach((rule, index) => {
-      if (seen.has(rule.name)) {
-        ctx.addIssue({ code: 'custom', message: `rule name "${rule.name}" is used twice: names label metrics and logs, so they must be unique`, path: ['limits', index, 'name'] });
-      }
-      seen.add(rule.name);
-    });
+    checkRulesAndSites(policy, ctx);
     if (policy.timeouts.client_request < policy.timeouts.client_headers) {
       ctx.addIssue({ code: 'custom', message: 'must not be shorter than timeouts.client_headers', path: ['timeouts', 'client_request'] });
     }
@@ -532,3 +595,4 @@ export type BufferingConfig = PolicyConfig['buffering'];
 export type WebhookConfig = AlertsConfig['webhooks'][number];
 export type TlsConfig = PolicyConfig['tls'];
 export type RuleMode = (typeof RULE_MODES)[number];
+export type SiteConfig = PolicyConfig['sites'][number];

@@ -1,6 +1,7 @@
 import type { BlockRuleConfig, LimitRuleConfig, PolicyConfig } from '../config/schema.js';
 import { CidrSet } from '../identity/cidr-set.js';
 import { createBucketLayout, type BucketLayout, type BucketScope, type BucketSpec } from '../limiter/bucket-spec.js';
+import { blockRuleName } from './block-rule-name.js';
 import { MethodIndex } from './method-rules.js';
 import { compilePathPattern, type PathPattern } from './path-pattern.js';
 
@@ -100,7 +101,7 @@ function compileBlock(rule: BlockRuleConfig): CompiledBlockRule {
     : rule.path_prefix !== undefined ? compilePathPattern({ kind: 'prefix', prefix: rule.path_prefix, caseSensitive })
     : compilePathPattern({ kind: 'regex', regex: rule.path_regex as string, caseSensitive });
   return {
-    name: rule.name ?? rule.path ?? rule.path_prefix ?? `regex:${rule.path_regex}`,
+    name: blockRuleName(rule),
     methods: rule.methods ?? null,
     pattern,
     status: rule.status,
