@@ -106,7 +106,7 @@ try {
       `upstream: "http://127.0.0.1:${ORIGIN_PORT}"\nstate_dir: "${dir}/state"\nadmin: { listen: "127.0.0.1:${ports.portcullisAdmin}" }\n` +
       `tls:\n  certificates:\n    - { cert: "${site.certFile}", key: "${site.keyFile}" }\n` +
       // The benchmark measures the door, not refusals: no limit or ban may trigger at these rates.
-      `escalation: { enabled: false }\nconnections: { per_client_max: 100000 }\nconcurrency: { upstream_max: 64, per_client_max: 64 }\n`,
+      `escalation: { enabled: false }\nconnections: { per_client_max: 100000, tls_handshakes: { rate: 1000000/s, burst: 1000000 } }\nconcurrency: { upstream_max: 64, per_client_max: 64 }\n`,
   );
   const proxy = startChild(...pinned(1, process.execPath, [CLI, 'serve', '--config', policy]), { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
   stops.push(() => proxy.stop());

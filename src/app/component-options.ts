@@ -37,6 +37,7 @@ export function serverLimits(config: PolicyConfig): ProxyServerLimits {
     tarpitMax: config.escalation.tarpit_max,
     connectionsPerClientMax: config.connections.per_client_max,
     connectionsMax: config.connections.max,
+    tlsHandshakes: { ratePerMs: config.connections.tls_handshakes.rate.perMs, burst: config.connections.tls_handshakes.burst },
   };
 }
 

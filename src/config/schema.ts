@@ -279,6 +279,26 @@ const connections = z.strictObject({
   max: positiveInt().default(10_000),
   /** Upgraded (WebSocket) connections per client: once spliced they hold no upstream slot, so they have a cap of their own. */
   upgraded_per_client_max: positiveInt().default(16),
+  /**
+   * New connections to a TLS listener per client address (the TCP peer), a
+   * bucket of their own checked at accept, before any TLS work: past it the
+   * connection is closed before the handshake and counts as a strike.
+   * Trusted proxies are exempt. A full handshake is the most expensive thing
+   * a client can make portcullis do (a private-key signature: ~1 ms of CPU
+   * with RSA-2048). A browser opens at most 6 connections to a host over
+   * HTTP/1.1 and one over HTTP/2, and resumes its TLS session after that,
+   * so a burst of 50 is eight browsers behind one NAT address arriving
+   * together, and 20/s sustained is 1 200 new connections a minute, beyond
+   * any office; a handshake flood from one address gets at most 20 a second.
+   * A judgement call. ~150 bytes per address that connected in the last few
+   * seconds (at most 100 000 kept).
+   */
+  tls_handshakes: z
+    .strictObject({
+      rate: rate.prefault('20/s'),
+      burst: positiveInt().default(50),
+    })
+    .prefault({}),
 });
 
 const timeouts = z.strictObject({

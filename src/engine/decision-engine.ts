@@ -81,7 +81,7 @@ export class DecisionEngine {
    * time, bytes that are no HTTP. A client that only ever does these would
    * otherwise never earn a ban.
    */
-  strikeWithoutRequest(client: ClientKey, rule: 'connections' | 'client_timeout' | 'malformed' | 'http2_abuse', nowMs: number): void {
+  strikeWithoutRequest(client: ClientKey, rule: 'connections' | 'client_timeout' | 'malformed' | 'http2_abuse' | 'tls_handshakes', nowMs: number): void {
     const escalation = this.#escalation;
     if (escalation === null || escalation.ledger.find(client, nowMs) !== null) return;
     escalation.escalator.strike(client, 1, rule, nowMs);

@@ -3,7 +3,7 @@ import { HANDSHAKE_FAILURE_REASONS, type HandshakeFailureReason } from '../proxy
 import { HTTP2_ABUSE_KINDS, type Http2AbuseKind } from '../proxy/listeners/http2-abuse.js';
 
 /** Why a client connection was closed before it could send a request. A closed set. */
-export type ConnectionRefusal = 'per_client_max' | 'max' | 'banned';
+export type ConnectionRefusal = 'per_client_max' | 'max' | 'banned' | 'tls_handshakes';
 
 /** Live values read on each scrape. */
 export interface ConnectionGaugeSources {
@@ -23,11 +23,11 @@ export class ConnectionMetrics {
     const registers = [registry];
     this.#refused = new Counter({
       name: 'portcullis_connections_refused_total',
-      help: 'Client connections closed before any TLS or HTTP work: per_client_max (a strike), max (the total; nobody is struck), banned (TLS ports: held for the tarpit, then closed).',
+      help: 'Client connections closed before any TLS or HTTP work: per_client_max (a strike), max (the total; nobody is struck), banned (TLS ports: held for the tarpit, then closed), tls_handshakes (TLS ports: past the address\'s handshake bucket; a strike).',
       labelNames: ['reason'],
       registers,
     });
-    for (const reason of ['per_client_max', 'max', 'banned'] as const) this.#refused.inc({ reason }, 0);
+    for (const reason of ['per_client_max', 'max', 'banned', 'tls_handshakes'] as const) this.#refused.inc({ reason }, 0);
     this.#handshakeFailures = new Counter({
       name: 'portcullis_tls_handshake_failures_total',
       help: 'TLS handshakes that failed, by reason (timeout, no_shared_protocol, no_certificate, reset, other).',

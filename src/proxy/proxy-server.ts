@@ -32,6 +32,7 @@ import { refuse } from './websocket-forwarder.js';
 import { applyTimeouts, createHttpServer } from './listeners/http-server-factory.js';
 import type { ListenerContext, ListenerSpec } from './listeners/listener-spec.js';
 import { TlsListener } from './listeners/tls-listener.js';
+import { HandshakeLimiter, type HandshakeLimit } from './listeners/handshake-limiter.js';
 import { createHttp2Server, endSession, isHttp2, type Http2Limits, type Http2ServerHandle } from './listeners/http2-server.js';
 import type { UpgradedConnections } from './upgraded-connections.js';
 
@@ -78,6 +79,8 @@ export interface ProxyServerLimits {
   readonly connectionsPerClientMax: number;
   /** Open client connections in total (`connections.max`). */
   readonly connectionsMax: number;
+  /** New connections to a TLS port per untrusted peer address (`connections.tls_handshakes`). */
+  readonly tlsHandshakes: HandshakeLimit;
 }
 
 
@@ -98,6 +101,7 @@ export class ProxyServer {
   readonly #upgraded = new Set<Duplex>();
   readonly #failures: RateLimitedLog;
   readonly #tarpit: BanTarpit;
+  readonly #handshakes: HandshakeLimiter;
   #limits: ProxyServerLimits;
 
   constructor(parts: ProxyServerParts, limits: ProxyServerLimits) {
@@ -105,6 +109,7 @@ export class ProxyServer {
     this.#limits = limits;
     this.#failures = new RateLimitedLog(parts.logger, parts.clock);
     this.#tarpit = new BanTarpit(limits.tarpitMs, limits.tarpitMax, parts.timers);
+    this.#handshakes = new HandshakeLimiter(limits.tlsHandshakes);
   }
 
   /** Binds one listener of the policy; resolves with its address (port 0 gets a free port). */
@@ -159,8 +164,9 @@ export class ProxyServer {
    * Admission of a new TCP connection, before any TLS or HTTP work: the
    * per-client cap (a strike past it; trusted proxies exempt) and, on TLS
    * ports, bans: a banned client's socket is held for the tarpit and closed,
-   * so it can neither cost a handshake nor reconnect in a tight loop. False
-   * when the socket was dealt with here.
+   * so it can neither cost a handshake nor reconnect in a tight loop; past
+   * `connections.tls_handshakes` the socket is closed before its handshake
+   * (a strike). False when the socket was dealt with here.
    */
   #admitConnection(socket: Socket, refuseBanned: boolean): boolean {
     // Node's own listener goes when a request upgrades the socket, and a
@@ -184,6 +190,12 @@ export class ProxyServer {
       socket.destroy();
       this.#parts.connectionMetrics.countRefused('per_client_max');
       engine.strikeWithoutRequest(peer.key, 'connections', clock.nowMs());
+      return false;
+    }
+    if (refuseBanned && !peer.trusted && !this.#handshakes.tryTake(peer.key.ip, clock.nowMs())) {
+      socket.destroy();
+      this.#parts.connectionMetrics.countRefused('tls_handshakes');
+      engine.strikeWithoutRequest(peer.key, 'tls_handshakes', clock.nowMs());
       return false;
     }
     connections.track(socket, peer.key);
@@ -236,6 +248,7 @@ export class ProxyServer {
     for (const listener of this.#tlsListeners) listener.maxConnections = limits.connectionsMax;
     for (const server of this.#http2Servers) server.configure(this.#http2Limits());
     this.#tarpit.configure(limits.tarpitMs, limits.tarpitMax);
+    this.#handshakes.configure(limits.tlsHandshakes);
   }
 
   /** Swaps certificates for new TLS handshakes on every TLS listener. */

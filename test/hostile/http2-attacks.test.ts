@@ -1,4 +1,6 @@
 import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApache, type ApacheHandle } from '../support/apache.js';
 import { startTestProxy, type TestProxy } from '../support/portcullis.js';
@@ -269,5 +271,96 @@ describe('HTTP/2 attacks', () => {
       clearInterval(pinger);
       c.destroy();
     }
+  });
+});
+
+/**
+ * New TLS handshakes per client address have a bucket of their own
+ * (`connections.tls_handshakes`), checked at TCP accept: past it the
+ * connection is closed before any TLS work (no ServerHello), counted and
+ * struck; trusted proxies are exempt.
+ */
+describe('TLS handshakes per client address', () => {
+  let apache: ApacheHandle;
+  let ca: TestCa;
+  let proxy: TestProxy;
+  let tlsPort: number;
+
+  beforeAll(async () => {
+    apache = await startApache();
+    ca = await createTestCa();
+    const site = await ca.issue([AUTHORITY]);
+    proxy = await startTestProxy(
+      apache.url,
+      [
+        'clients:',
+        '  trusted_proxies: ["127.97.2.0/24"]',
+        'connections:',
+        '  tls_handshakes: { rate: 1/s, burst: 5 }',
+        'tls:',
+        `  certificates: [{ cert: "${site.certFile}", key: "${site.keyFile}" }]`,
+      ].join('\n'),
+      {
+        listenYaml: '[{ address: "127.0.0.1:0", tls: true }]',
+        tls: { secure: { key: site.key, cert: site.cert, ALPNProtocols: ['h2', 'http/1.1'], minVersion: 'TLSv1.2' }, handshakeTimeoutMs: 1_000 },
+      },
+    );
+    tlsPort = proxy.running.addresses[0]?.port as number;
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await apache?.stop();
+    await ca?.remove();
+  });
+
+  async function metric(pattern: RegExp): Promise<number> {
+    const text = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+    return Number(pattern.exec(text)?.[1] ?? 0);
+  }
+
+  /** One TLS connection from `localAddress`: whether its handshake completed, and how many bytes the server sent if not. */
+  function handshake(localAddress: string): Promise<{ secure: boolean; bytes: number }> {
+    return new Promise((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: tlsPort, localAddress });
+      let bytes = 0;
+      socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      socket.on('error', () => {});
+      socket.on('connect', () => {
+        const client = tls.connect({ socket, servername: AUTHORITY, ca: ca.ca });
+        client.on('error', () => {});
+        client.on('secureConnect', () => {
+          client.destroy();
+          resolve({ secure: true, bytes });
+        });
+      });
+      socket.on('close', () => resolve({ secure: false, bytes }));
+    });
+  }
+
+  it('closes new connections past the burst before any TLS work, and strikes each', async () => {
+    const [refusedBefore, strikesBefore] = [
+      await metric(/^portcullis_connections_refused_total\{reason="tls_handshakes"\} (\d+)/m),
+      await metric(/^portcullis_strikes_total\{rule="tls_handshakes"\} (\d+)/m),
+    ];
+    const outcomes = [];
+    for (let i = 0; i < 12; i++) outcomes.push(await handshake('127.97.1.1'));
+    // 1/s refills at most one more while these run.
+    const secure = outcomes.filter((outcome) => outcome.secure).length;
+    expect(secure).toBeGreaterThanOrEqual(5);
+    expect(secure).toBeLessThanOrEqual(6);
+    expect(outcomes.slice(0, 5).every((outcome) => outcome.secure)).toBe(true);
+    const refused = outcomes.filter((outcome) => !outcome.secure);
+    expect(refused.every((outcome) => outcome.bytes === 0), 'no ServerHello for a refused connection').toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await metric(/^portcullis_connections_refused_total\{reason="tls_handshakes"\} (\d+)/m)).toBe(refusedBefore + refused.length);
+    expect(await metric(/^portcullis_strikes_total\{rule="tls_handshakes"\} (\d+)/m)).toBe(strikesBefore + refused.length);
+  });
+
+  it('keeps one address\'s bucket from another\'s, and exempts trusted proxies', async () => {
+    expect((await handshake('127.97.1.2')).secure).toBe(true);
+    const trusted = [];
+    for (let i = 0; i < 12; i++) trusted.push(await handshake('127.97.2.1'));
+    expect(trusted.every((outcome) => outcome.secure)).toBe(true);
   });
 });
