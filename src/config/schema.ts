@@ -494,26 +494,6 @@ const tls = z
     }
   });
 
-/** The whole policy file. */
-export const policySchema = z
-  .strictObject({
-    /** Where the proxy listens: `HOST:PORT`, or a list of plain and TLS listeners. */
-    listen: listen.default([{ address: '0.0.0.0:8000', tls: false, redirect_https: false }]),
-    /** The origin (Apache) requests are forwarded to. */
-    upstream: upstreamUrl.default('http://127.0.0.1:8080'),
-    clients: clients.prefault({}),
-    limits: z.array(limitRule).default([]),
-    block: z.array(blockRule).default([]),
-    concurrency: concurrency.prefault({}),
-    connections: connections.prefault({}),
-    escalation: escalation.prefault({}),
-    /** Where portcullis keeps state that must survive a restart (active bans, ban history). */
-    state_dir: text('a directory path').default('/var/lib/portcullis'),
-    timeouts: timeouts.prefault({}),
-    request: request.prefault({}),
-    buffering: buffering.prefault({}),
-    admin: admin.prefault({}),
-    alerts: alerts.prefault({}),
 const HOST_PATTERN_HINTS: Readonly<Record<HostPatternProblem, string>> = {
   port: ' (a site is chosen by name, without port)',
   star: ' (`*` only as the first label; for every other name use default: true)',
@@ -579,6 +559,28 @@ const site = z.strictObject({
   disable: z.array(text('a rule name')).default([]),
 });
 
+/** The whole policy file. */
+export const policySchema = z
+  .strictObject({
+    /** Where the proxy listens: `HOST:PORT`, or a list of plain and TLS listeners. */
+    listen: listen.default([{ address: '0.0.0.0:8000', tls: false, redirect_https: false }]),
+    /** The origin (Apache) requests are forwarded to. */
+    upstream: upstreamUrl.default('http://127.0.0.1:8080'),
+    clients: clients.prefault({}),
+    limits: z.array(limitRule).default([]),
+    block: z.array(blockRule).default([]),
+    /** Per-site policy for name-based virtual hosts (README, "Several sites"). */
+    sites: z.array(site).default([]),
+    concurrency: concurrency.prefault({}),
+    connections: connections.prefault({}),
+    escalation: escalation.prefault({}),
+    /** Where portcullis keeps state that must survive a restart (active bans, ban history). */
+    state_dir: text('a directory path').default('/var/lib/portcullis'),
+    timeouts: timeouts.prefault({}),
+    request: request.prefault({}),
+    buffering: buffering.prefault({}),
+    admin: admin.prefault({}),
+    alerts: alerts.prefault({}),
     tls: tls.prefault({}),
     /** Apache `combined`-format log of requests forwarded upstream, so existing log tooling keeps working. Absent: none. */
     access_log: text('a file path').optional(),
@@ -589,8 +591,6 @@ const site = z.strictObject({
       // Port 0 asks the kernel for a free port each time (tests): never a clash.
       if (addresses.has(listener.address) && !listener.address.endsWith(':0')) ctx.addIssue({ code: 'custom', message: `${listener.address} is listed twice`, path: ['listen', index] });
       addresses.add(listener.address);
-    /** Per-site policy for name-based virtual hosts (README, "Several sites"). */
-    sites: z.array(site).default([]),
       if (listener.tls && policy.tls.certificates.length === 0 && policy.tls.certbot_live === undefined) {
         ctx.addIssue({ code: 'custom', message: 'is a TLS listener, but there is no certificate to serve: add tls.certificates or tls.certbot_live', path: ['listen', index, 'tls'] });
       }
@@ -608,6 +608,7 @@ const site = z.strictObject({
 export type PolicyConfig = z.output<typeof policySchema>;
 export type LimitRuleConfig = PolicyConfig['limits'][number];
 export type BlockRuleConfig = PolicyConfig['block'][number];
+export type SiteConfig = PolicyConfig['sites'][number];
 export type BucketConfig = NonNullable<LimitRuleConfig['per_ip']>;
 export type EscalationConfig = PolicyConfig['escalation'];
 export type AlertsConfig = PolicyConfig['alerts'];
@@ -615,4 +616,3 @@ export type BufferingConfig = PolicyConfig['buffering'];
 export type WebhookConfig = AlertsConfig['webhooks'][number];
 export type TlsConfig = PolicyConfig['tls'];
 export type RuleMode = (typeof RULE_MODES)[number];
-export type SiteConfig = PolicyConfig['sites'][number];

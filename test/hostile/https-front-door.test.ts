@@ -221,7 +221,7 @@ describe('HTTPS listeners', () => {
 
   it('holds HTTP/1.1 over TLS to the plain port\'s header timeout (Node\'s own HTTP/2 fallback applies none)', async () => {
     const closedAfterMs = await new Promise<number>((resolve) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'site.test', ca: ca.ca, ALPNProtocols: ['http/1.1'], localAddress: '127.95.1.1' }, () => {
+      const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'site.test', ca: ca.ca, ALPNProtocols: ['http/1.1'] }, () => {
         socket.write('GET / HTTP/1.1\r\nHost: site.test\r\nX-Slow: ');
       });
       const startedMs = performance.now();
