@@ -58,7 +58,8 @@ export function renderExplanation(report: ExplainReport, epochNowMs: number): st
       : renderTable(
           ['RULE', 'SCOPE', 'KEY', 'RATE', { header: 'BURST', align: 'right' }, { header: 'TOKENS', align: 'right' }],
           report.buckets.map((bucket) => [
-            bucket.shadow ? `${bucket.rule} (shadow)` : bucket.rule,
+            // A site's own rule is `site/rule`; a global rule's bucket is shared by every site.
+            `${bucket.site === undefined ? '' : `${bucket.site}/`}${bucket.rule}${bucket.shadow ? ' (shadow)' : ''}`,
             bucket.scope,
             bucket.key,
             bucket.rate,

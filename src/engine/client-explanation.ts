@@ -2,12 +2,14 @@ import type { Ban, BanHistory } from '../escalation/ban.js';
 import type { ClientKey } from '../identity/client-key.js';
 import type { BucketSpec } from '../limiter/bucket-spec.js';
 import type { BucketStore } from '../limiter/bucket-store.js';
-import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import type { CompiledPolicy, CompiledSite } from '../policy/compiled-policy.js';
 import type { EngineEscalation } from './engine-escalation.js';
 
 /** One bucket of one client key, as it stands. */
 export interface BucketLevel {
   readonly rule: string;
+  /** The site whose own rule this bucket is; absent for a global rule's (one bucket on every site). */
+  readonly site?: string;
   readonly scope: BucketSpec['scope'];
   /** The address or prefix the bucket counts. */
   readonly key: string;
@@ -56,10 +58,13 @@ interface ExplainParts {
 export function explainClient(parts: ExplainParts, client: ClientKey, nowMs: number): ClientExplanation {
   const { policy, store, escalation } = parts;
   const shadowRules = new Set(policy.config.limits.filter((rule) => rule.mode === 'shadow').map((rule) => rule.name));
-  const levelsOf = (key: string, buckets: readonly BucketSpec[]): BucketLevel[] => {
-    const levels = store.peek(key, nowMs);
+  const levelsOf = (key: string, buckets: readonly BucketSpec[], site?: CompiledSite): BucketLevel[] => {
+    const levels = store.peek(site === undefined ? key : `${site.owner?.keyPrefix ?? ''}${key}`, nowMs);
+    // A site's own buckets are listed where the client has been: a list of every site's would grow with the policy, not the client.
+    if (site !== undefined && levels === null) return [];
     return buckets.map((bucket) => ({
       rule: bucket.rule,
+      ...(site === undefined ? {} : { site: site.name }),
       scope: bucket.scope,
       key,
       rate: bucket.rateText,
@@ -67,10 +72,16 @@ export function explainClient(parts: ExplainParts, client: ClientKey, nowMs: num
       tokens: levels?.get(bucket.id) ?? bucket.burst,
       cost: bucket.cost,
       tracked: levels?.has(bucket.id) ?? false,
-      shadow: shadowRules.has(bucket.rule),
+      shadow: site === undefined ? shadowRules.has(bucket.rule) : site.shadowLimits.has(bucket.rule),
     }));
   };
-  const buckets = [...levelsOf(client.ip, policy.ipLayout.buckets), ...levelsOf(client.prefix, policy.prefixLayout.buckets)];
+  const buckets = [
+    ...levelsOf(client.ip, policy.ipLayout.buckets),
+    ...levelsOf(client.prefix, policy.prefixLayout.buckets),
+    ...policy.sites.flatMap((site) =>
+      site.owner === null ? [] : [...levelsOf(client.ip, site.owner.ipLayout.buckets, site), ...levelsOf(client.prefix, site.owner.prefixLayout.buckets, site)],
+    ),
+  ];
   if (escalation === null) {
     return { client, nowMs, allowlisted: policy.allow.has(client.addr), neverBanned: false, buckets, strikes: null, activeBans: [], ip: null, prefix: null };
   }

@@ -1,6 +1,7 @@
 import type { ClientKey } from '../identity/client-key.js';
 import type { BucketStore } from '../limiter/bucket-store.js';
-import type { CompiledLimitRule, CompiledPolicy } from '../policy/compiled-policy.js';
+import type { CompiledLimitRule, CompiledPolicy, CompiledSite } from '../policy/compiled-policy.js';
+import { DEFAULT_SITE_NAME } from '../policy/compiled-site.js';
 import { explainClient, type ClientExplanation } from './client-explanation.js';
 import type { Ban } from '../escalation/ban.js';
 import type { EngineEscalation } from './engine-escalation.js';
@@ -22,6 +23,12 @@ export interface RequestFacts {
    * limits (WordPress hands unknown paths to PHP).
    */
   readonly acmeChallenge?: boolean;
+  /**
+   * The site the request's host chose (`policy.selectSite`); absent: the
+   * default site; null: the host is not usable, and the request is refused
+   * with 400 before any rule.
+   */
+  readonly site?: CompiledSite | null;
 }
 
 /** A request the proxy cannot forward as sent, and the status Apache would answer it with. */
@@ -46,7 +53,7 @@ export class DecisionEngine {
 
   constructor(policy: CompiledPolicy, store: BucketStore, escalation: EngineEscalation | null = null) {
     this.#policy = policy;
-    this.#plans = new LimitPlans(policy);
+    this.#plans = new LimitPlans();
     this.#store = store;
     this.#escalation = escalation;
   }
@@ -57,7 +64,7 @@ export class DecisionEngine {
 
   /** Swaps the policy atomically; bucket levels of unchanged rules carry over (see MemoryBucketStore). */
   setPolicy(policy: CompiledPolicy): void {
-    this.#plans = new LimitPlans(policy);
+    this.#plans = new LimitPlans();
     this.#policy = policy;
   }
 
@@ -66,11 +73,13 @@ export class DecisionEngine {
     const escalation = this.#escalation;
     if (escalation !== null) {
       const ban = escalation.ledger.find(facts.client, nowMs);
-      if (ban !== null) return { action: 'ban', status: this.#policy.config.escalation.status, target: ban.target, retryAfterMs: ban.expiresMs - nowMs };
+      if (ban !== null) return { action: 'ban', status: (facts.site ?? this.#policy.defaultSite).banStatus, target: ban.target, retryAfterMs: ban.expiresMs - nowMs };
     }
     const decision = this.#evaluate(facts, nowMs);
     if (decision.action !== 'allow' && escalation !== null) {
-      escalation.escalator.strike(facts.client, decision.action === 'block' ? decision.strikes : 1, decision.action === 'reject' ? 'malformed' : decision.rule, nowMs);
+      // Strikes are global (a ban holds on every site: the kernel cannot see Host); the reason names the site.
+      const site = facts.site?.name;
+      escalation.escalator.strike(facts.client, decision.action === 'block' ? decision.strikes : 1, decision.action === 'reject' ? 'malformed' : decision.rule, nowMs, site === DEFAULT_SITE_NAME ? undefined : site);
     }
     return decision;
   }
@@ -98,25 +107,27 @@ export class DecisionEngine {
   }
 
   #evaluate(facts: RequestFacts, nowMs: number): AllowDecision | Refusal {
-    const policy = this.#policy;
     if (facts.malformed !== undefined) return { action: 'reject', status: facts.malformed.status, reason: facts.malformed.reason };
+    const site = facts.site === undefined ? this.#policy.defaultSite : facts.site;
+    // Apache answers 400 to a Host it cannot read: so does portcullis, before any rule picks a site for it.
+    if (site === null) return UNUSABLE_HOST;
     const path = this.#paths.normalize(facts.target);
     if (!path.ok) return { action: 'reject', status: 400, reason: path.reason };
 
     // Blocks apply to every client, allowlisted or not: they are about the
     // path, and an allowlisted host has no business on /xmlrpc.php either.
     let shadow: ShadowRefusal | null = null;
-    for (const block of facts.acmeChallenge === true ? NO_BLOCKS : policy.blocks.rulesFor(facts.method)) {
+    for (const block of facts.acmeChallenge === true ? NO_BLOCKS : site.blocks.rulesFor(facts.method)) {
       if (!block.pattern.matches(path.views)) continue;
       if (!block.shadow) return { action: 'block', rule: block.name, status: block.status, strikes: block.strikes };
       shadow ??= { kind: 'block', rule: block.name };
     }
-    if (policy.allow.has(facts.client.addr)) return allowWith(shadow);
+    if (site.allow.has(facts.client.addr)) return allowWith(shadow);
 
     // Which rules match depends on the method and the path only: a bitmask
     // of them finds the precomputed plan (rules beyond 31 per method are
     // rare enough to be planned per request).
-    const rules = policy.limits.rulesFor(facts.method);
+    const rules = site.limits.rulesFor(facts.method);
     let plans: MatchPlans;
     if (rules.length <= 31) {
       let mask = 0;
@@ -126,7 +137,7 @@ export class DecisionEngine {
       }
       plans = this.#plans.get(rules, mask);
     } else {
-      plans = planMatched(rules.filter((rule) => rule.paths === null || rule.paths.some((pattern) => pattern.matches(path.views))), policy);
+      plans = planMatched(rules.filter((rule) => rule.paths === null || rule.paths.some((pattern) => pattern.matches(path.views))));
     }
     if (plans.enforced !== null) {
       const outcome = this.#store.take(plans.enforced.takesFor(facts.client), nowMs);
@@ -151,6 +162,7 @@ export class DecisionEngine {
 }
 
 const NO_BLOCKS: readonly never[] = [];
+const UNUSABLE_HOST: Refusal = Object.freeze({ action: 'reject', status: 400, reason: 'no usable Host' });
 
 function allowWith(shadow: ShadowRefusal | null): AllowDecision {
   return shadow === null ? ALLOW : { action: 'allow', shadow };

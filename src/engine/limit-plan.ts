@@ -1,11 +1,14 @@
 import type { ClientKey } from '../identity/client-key.js';
-import type { BucketSpec } from '../limiter/bucket-spec.js';
+import type { BucketScope, BucketSpec } from '../limiter/bucket-spec.js';
 import type { BucketTake } from '../limiter/bucket-store.js';
-import type { CompiledLimitRule, CompiledPolicy } from '../policy/compiled-policy.js';
+import type { CompiledLimitRule } from '../policy/compiled-policy.js';
 
 /** A take whose key is filled in per request. */
 interface ScratchTake {
   key: string;
+  /** '' for global buckets, `site` and a NUL for a site's own (see BucketOwner). */
+  readonly keyPrefix: string;
+  readonly scope: BucketScope;
   readonly layout: BucketTake['layout'];
   readonly buckets: readonly BucketSpec[];
 }
@@ -14,22 +17,25 @@ interface ScratchTake {
  * The buckets a request must pay when a given set of limit rules matched it,
  * gathered once per (method, set of matching rules) and reused for every
  * request that matches the same way. Per request, only the client keys are
- * filled into two preallocated takes: no arrays, maps or objects are built on
- * the hot path (at a million clients the allocation was a third of the cost).
+ * filled into preallocated takes (at most four: address and prefix, of the
+ * global rules and of the site's own): no arrays, maps or objects are built
+ * on the hot path (at a million clients the allocation was a third of the
+ * cost); a site's own key is one string concatenation.
  */
 export class LimitPlan {
   readonly #statusByRule: ReadonlyMap<string, number>;
-  readonly #ipTake: ScratchTake | null;
-  readonly #prefixTake: ScratchTake | null;
-  readonly #takes: ScratchTake[];
+  readonly #takes: ScratchTake[] = [];
 
-  constructor(rules: readonly CompiledLimitRule[], policy: CompiledPolicy) {
-    const ip = rules.flatMap((rule) => rule.ipBuckets);
-    const prefix = rules.flatMap((rule) => rule.prefixBuckets);
+  constructor(rules: readonly CompiledLimitRule[]) {
     this.#statusByRule = new Map(rules.map((rule) => [rule.name, rule.status]));
-    this.#ipTake = ip.length > 0 ? { key: '', layout: policy.ipLayout, buckets: ip } : null;
-    this.#prefixTake = prefix.length > 0 ? { key: '', layout: policy.prefixLayout, buckets: prefix } : null;
-    this.#takes = [this.#ipTake, this.#prefixTake].filter((take): take is ScratchTake => take !== null);
+    const owners = [...new Set(rules.map((rule) => rule.owner))];
+    for (const owner of owners) {
+      const mine = rules.filter((rule) => rule.owner === owner);
+      const ip = mine.flatMap((rule) => rule.ipBuckets);
+      const prefix = mine.flatMap((rule) => rule.prefixBuckets);
+      if (ip.length > 0) this.#takes.push({ key: '', keyPrefix: owner.keyPrefix, scope: 'ip', layout: owner.ipLayout, buckets: ip });
+      if (prefix.length > 0) this.#takes.push({ key: '', keyPrefix: owner.keyPrefix, scope: 'prefix', layout: owner.prefixLayout, buckets: prefix });
+    }
   }
 
   /** Status of a refusal by `rule`. */
@@ -42,8 +48,10 @@ export class LimitPlan {
    * a synchronous `BucketStore.take` and let go of it.
    */
   takesFor(client: ClientKey): readonly BucketTake[] {
-    if (this.#ipTake !== null) this.#ipTake.key = client.ip;
-    if (this.#prefixTake !== null) this.#prefixTake.key = client.prefix;
+    for (const take of this.#takes) {
+      const key = take.scope === 'ip' ? client.ip : client.prefix;
+      take.key = take.keyPrefix === '' ? key : take.keyPrefix + key;
+    }
     return this.#takes;
   }
 }
@@ -57,17 +65,13 @@ export interface MatchPlans {
 const NO_PLANS: MatchPlans = Object.freeze({ enforced: null, shadow: null });
 
 /**
- * Plans of one compiled policy, found by the rules a method selects and a
- * bitmask of which of them matched the path. Bounded: at most 2^n entries
- * for a method with n path-dependent rules, and in practice a handful.
+ * Plans of one compiled policy, found by the rules a method selects on a
+ * site and a bitmask of which of them matched the path. Bounded: at most 2^n
+ * entries for a method with n path-dependent rules on a site, and in
+ * practice a handful.
  */
 export class LimitPlans {
-  readonly #policy: CompiledPolicy;
   readonly #byRules = new Map<readonly CompiledLimitRule[], Map<number, MatchPlans>>();
-
-  constructor(policy: CompiledPolicy) {
-    this.#policy = policy;
-  }
 
   /** The plans for `rules` (a method's rules, in order) of which those in `mask` matched. */
   get(rules: readonly CompiledLimitRule[], mask: number): MatchPlans {
@@ -79,10 +83,7 @@ export class LimitPlans {
     }
     let plans = byMask.get(mask);
     if (plans === undefined) {
-      plans = planMatched(
-        rules.filter((_, i) => (mask & (2 ** i)) !== 0),
-        this.#policy,
-      );
+      plans = planMatched(rules.filter((_, i) => (mask & (2 ** i)) !== 0));
       byMask.set(mask, plans);
     }
     return plans;
@@ -90,12 +91,12 @@ export class LimitPlans {
 }
 
 /** Plans for the rules that matched a request, split into enforced and shadow. */
-export function planMatched(matched: readonly CompiledLimitRule[], policy: CompiledPolicy): MatchPlans {
+export function planMatched(matched: readonly CompiledLimitRule[]): MatchPlans {
   if (matched.length === 0) return NO_PLANS;
   const enforced = matched.filter((rule) => !rule.shadow);
   const shadow = matched.filter((rule) => rule.shadow);
   return {
-    enforced: enforced.length > 0 ? new LimitPlan(enforced, policy) : null,
-    shadow: shadow.length > 0 ? new LimitPlan(shadow, policy) : null,
+    enforced: enforced.length > 0 ? new LimitPlan(enforced) : null,
+    shadow: shadow.length > 0 ? new LimitPlan(shadow) : null,
   };
 }

@@ -90,16 +90,18 @@ export class Escalator {
 
   /**
    * Counts `weight` strikes against `client` for a refused request (`rule`
-   * names what refused it). Returns the bans this caused, address first.
+   * names what refused it, `site` where, for the ban reason). Returns the
+   * bans this caused, address first.
    */
-  strike(client: ClientKey, weight: number, rule: string, nowMs: number): Escalation {
+  strike(client: ClientKey, weight: number, rule: string, nowMs: number, site?: string): Escalation {
     if (!this.#config.enabled || weight <= 0 || this.#neverBan.protects(client.addr)) return NONE;
     // An address banned in dry run keeps being refused by nobody; don't re-ban it on every strike.
     if (this.#ledger.get(client.ip, nowMs) !== null) return NONE;
     this.#onStrike(rule, weight);
     if (!this.#strikes.add(client.ip, weight, nowMs)) return NONE;
 
-    const reason = `${this.#config.strikes} strikes within ${this.#config.window / 1000}s (last refused by ${rule})`;
+    const where = site === undefined ? '' : ` on site ${site}`;
+    const reason = `${this.#config.strikes} strikes within ${this.#config.window / 1000}s (last refused by ${rule}${where})`;
     const ipBan = this.#ban(client.ip, 'ip', client.family, client.prefix, 'strikes', reason, nowMs);
     if (ipBan === null) return NONE;
     const prefixBan = this.#maybeBanPrefix(client, nowMs);

@@ -1,38 +1,19 @@
-import type { BlockRuleConfig, LimitRuleConfig, PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../config/schema.js';
 import { CidrSet } from '../identity/cidr-set.js';
-import { createBucketLayout, type BucketLayout, type BucketScope, type BucketSpec } from '../limiter/bucket-spec.js';
-import { blockRuleName } from './block-rule-name.js';
+import type { BucketLayout } from '../limiter/bucket-spec.js';
+import { compileBlock, compileLimits, type CompiledBlockRule, type CompiledLimitRule } from './compiled-rules.js';
+import { compileSites, type CompiledSite } from './compiled-site.js';
 import { MethodIndex } from './method-rules.js';
-import { compilePathPattern, type PathPattern } from './path-pattern.js';
+import type { SiteSelector } from './site-selection.js';
 
-/** A `limits` rule ready for matching. */
-export interface CompiledLimitRule {
-  readonly name: string;
-  readonly methods: readonly string[];
-  /** Null: every path. */
-  readonly paths: readonly PathPattern[] | null;
-  readonly ipBuckets: readonly BucketSpec[];
-  readonly prefixBuckets: readonly BucketSpec[];
-  readonly status: number;
-  /** Counts and logs what it would refuse, refuses nothing. */
-  readonly shadow: boolean;
-}
-
-/** A `block` entry ready for matching. */
-export interface CompiledBlockRule {
-  readonly name: string;
-  /** Null: every method. */
-  readonly methods: readonly string[] | null;
-  readonly pattern: PathPattern;
-  readonly status: number;
-  readonly strikes: number;
-  /** Counts and logs what it would block, blocks nothing. */
-  readonly shadow: boolean;
-}
+export type { BucketOwner, CompiledBlockRule, CompiledLimitRule } from './compiled-rules.js';
+export { compileRulePath } from './compiled-rules.js';
+export type { CompiledSite } from './compiled-site.js';
 
 /** The policy turned into what the engine needs per request: indexes built once, nothing parsed per request. */
 export interface CompiledPolicy {
   readonly config: PolicyConfig;
+  /** The top-level rules (what the default site applies when no site says `default: true`). */
   readonly limits: MethodIndex<CompiledLimitRule>;
   readonly blocks: MethodIndex<CompiledBlockRule>;
   readonly ipLayout: BucketLayout;
@@ -40,72 +21,32 @@ export interface CompiledPolicy {
   /** Clients never limited. */
   readonly allow: CidrSet;
   readonly trustedProxies: CidrSet;
+  /** The sites in policy order, then the top-level one (`_default_`) unless a site is the default. */
+  readonly sites: readonly CompiledSite[];
+  /** Where hosts no site names go. */
+  readonly defaultSite: CompiledSite;
+  /** Chooses the site for a request's host value (see request-host.ts); null: no usable host (400). */
+  readonly selectSite: SiteSelector<CompiledSite>['select'];
 }
 
 /** Compiles a validated policy. Pure: the same config always compiles to the same policy. */
 export function compilePolicy(config: PolicyConfig): CompiledPolicy {
-  const ipBuckets: BucketSpec[] = [];
-  const prefixBuckets: BucketSpec[] = [];
-  const addBucket = (rule: LimitRuleConfig, scope: BucketScope, into: BucketSpec[]): BucketSpec[] => {
-    const spec = scope === 'ip' ? rule.per_ip : rule.per_prefix;
-    if (!spec) return [];
-    const bucket: BucketSpec = {
-      id: `${rule.name}/${scope}/${spec.rate.text}/${spec.burst}`,
-      rule: rule.name,
-      scope,
-      ratePerMs: spec.rate.perMs,
-      rateText: spec.rate.text,
-      burst: spec.burst,
-      cost: rule.cost,
-      slot: into.length,
-    };
-    into.push(bucket);
-    return [bucket];
-  };
-
-  const limits = config.limits.map(
-    (rule): CompiledLimitRule => ({
-      name: rule.name,
-      methods: rule.methods,
-      paths: rule.paths?.map((path) => compileRulePath(path, rule.case_sensitive)) ?? null,
-      ipBuckets: addBucket(rule, 'ip', ipBuckets),
-      prefixBuckets: addBucket(rule, 'prefix', prefixBuckets),
-      status: rule.status,
-      shadow: rule.mode === 'shadow',
-    }),
-  );
-  const blocks = config.block.map(compileBlock);
-
+  const global = compileLimits(config.limits, null);
+  const limits = new MethodIndex(global.rules);
+  const blockRules = config.block.map(compileBlock);
+  const blocks = new MethodIndex(blockRules);
+  const allow = CidrSet.parse(config.clients.allow);
+  const { sites, defaultSite, selector } = compileSites(config, { limits: global.rules, blocks: blockRules, limitIndex: limits, blockIndex: blocks, allow });
   return {
     config,
-    limits: new MethodIndex(limits),
-    blocks: new MethodIndex(blocks),
-    ipLayout: createBucketLayout('ip', ipBuckets),
-    prefixLayout: createBucketLayout('prefix', prefixBuckets),
-    allow: CidrSet.parse(config.clients.allow),
+    limits,
+    blocks,
+    ipLayout: global.owner.ipLayout,
+    prefixLayout: global.owner.prefixLayout,
+    allow,
     trustedProxies: CidrSet.parse(config.clients.trusted_proxies),
-  };
-}
-
-/** `paths` entries: exact (with PATH_INFO) unless they end in `*`, which makes them a prefix. */
-export function compileRulePath(path: string, caseSensitive: boolean): PathPattern {
-  return path.endsWith('*')
-    ? compilePathPattern({ kind: 'prefix', prefix: path.slice(0, -1), caseSensitive })
-    : compilePathPattern({ kind: 'exact', path, caseSensitive });
-}
-
-function compileBlock(rule: BlockRuleConfig): CompiledBlockRule {
-  const caseSensitive = rule.case_sensitive;
-  const pattern =
-    rule.path !== undefined ? compilePathPattern({ kind: 'exact', path: rule.path, caseSensitive })
-    : rule.path_prefix !== undefined ? compilePathPattern({ kind: 'prefix', prefix: rule.path_prefix, caseSensitive })
-    : compilePathPattern({ kind: 'regex', regex: rule.path_regex as string, caseSensitive });
-  return {
-    name: blockRuleName(rule),
-    methods: rule.methods ?? null,
-    pattern,
-    status: rule.status,
-    strikes: rule.strikes,
-    shadow: rule.mode === 'shadow',
+    sites,
+    defaultSite,
+    selectSite: (value) => selector.select(value),
   };
 }
