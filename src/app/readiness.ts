@@ -2,14 +2,25 @@ import type { Readiness } from '../admin/admin-server.js';
 import type { PolicyConfig } from '../config/schema.js';
 import type { FirewallEnforcer } from '../firewall/firewall-enforcer.js';
 import { probeUpstream } from '../proxy/upstream-probe.js';
+import type { SiteUpstream } from './site-upstreams.js';
 
-/** Ready when the upstream accepts connections and the firewall backend works as configured. */
-export async function checkReadiness(config: PolicyConfig, enforcer: FirewallEnforcer): Promise<Readiness> {
-  const upstreamProblem = await probeUpstream(config.upstream, Math.min(config.timeouts.upstream_connect, 2_000));
-  const firewall = enforcer.health();
-  const checks = {
-    upstream: { ok: upstreamProblem === null, detail: upstreamProblem ?? `${config.upstream} accepts connections` },
-    firewall: { ok: firewall.ok, detail: firewall.problem ?? `${firewall.active} backend working` },
+/**
+ * Ready when every upstream accepts connections (the top-level one, and each
+ * a site names, reported as `upstream of site NAME`) and the firewall
+ * backend works as configured. The upstreams are probed at once.
+ */
+export async function checkReadiness(config: PolicyConfig, enforcer: FirewallEnforcer, siteUpstreams: readonly SiteUpstream[] = []): Promise<Readiness> {
+  const timeoutMs = Math.min(config.timeouts.upstream_connect, 2_000);
+  const probe = async (upstream: string) => {
+    const problem = await probeUpstream(upstream, timeoutMs);
+    return { ok: problem === null, detail: problem ?? `${upstream} accepts connections` };
   };
-  return { ready: checks.upstream.ok && checks.firewall.ok, checks };
+  const [upstream, ...sites] = await Promise.all([probe(config.upstream), ...siteUpstreams.map((site) => probe(site.upstream))]);
+  const firewall = enforcer.health();
+  const checks: Record<string, { ok: boolean; detail: string }> = { upstream: upstream as { ok: boolean; detail: string } };
+  siteUpstreams.forEach((site, index) => {
+    checks[`upstream of site ${site.site}`] = sites[index] as { ok: boolean; detail: string };
+  });
+  checks.firewall = { ok: firewall.ok, detail: firewall.problem ?? `${firewall.active} backend working` };
+  return { ready: Object.values(checks).every((check) => check.ok), checks };
 }

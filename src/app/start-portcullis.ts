@@ -19,6 +19,7 @@ import { DecisionRates } from '../metrics/decision-rates.js';
 import { EscalationMetrics } from '../metrics/escalation-metrics.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RecentOffenders } from '../metrics/recent-offenders.js';
+import { SiteMetrics } from '../metrics/site-metrics.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { CertificateStore } from '../tls/certificate-store.js';
 import { AccessLog } from '../proxy/access-log.js';
@@ -37,6 +38,7 @@ import { CloserStack } from './closer-stack.js';
 import { createResolver, forwarderOptions, listenerSpec, serverLimits, slotOptions } from './component-options.js';
 import { startEscalation, type EscalationRuntime } from './escalation-runtime.js';
 import { checkReadiness } from './readiness.js';
+import { SiteUpstreams } from './site-upstreams.js';
 import { resolveUpstreamAddresses } from './upstream-addresses.js';
 
 /** A running proxy. */
@@ -107,7 +109,8 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   collectDefaultMetrics({ register: registry });
   let countStrike: (rule: string, weight: number) => void = () => {};
   const assembled = assembleEngine(config, {
-    alsoNeverBan: await resolveUpstreamAddresses(config.upstream, logger),
+    // Every upstream's own requests through the proxy (WordPress loopback and cron calls) come from its address.
+    alsoNeverBan: (await Promise.all([...new Set([config.upstream, ...config.sites.flatMap((site) => site.upstream ?? [])])].map((upstream) => resolveUpstreamAddresses(upstream, logger)))).flat(),
     onStrike: (rule, weight) => countStrike(rule, weight),
   });
   const { engine, store, ledger, escalator } = assembled;
@@ -133,22 +136,30 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   const offenders = new RecentOffenders(config.escalation.window);
   const alerts = startAlerts(config.alerts, { ledger, clock, wall, logger, registry });
   closers.push('alerts', alerts, () => alerts.close());
-  const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts });
+  const siteMetrics = new SiteMetrics(registry);
+  siteMetrics.declare(assembled.policy.sites.map((site) => site.name));
+  const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts, sites: siteMetrics });
 
-  // One pair of forwarders per upstream the listeners name (usually one).
+  // One pair of forwarders per upstream the listeners and sites name (usually one). One closer for
+  // all, pushed before the listeners': a reload that adds a site upstream adds its forwarders to
+  // `routes`, and they too are closed only after the listeners have drained.
   const routes = new Map<string, UpstreamRoute>();
-  const routeTo = (upstream: string): UpstreamRoute => {
+  closers.push('forwarders', routes, async () => {
+    const results = await Promise.allSettled([...routes.values()].flatMap((route) => [route.forwarder.close(), route.websockets.close()]));
+    const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  });
+  const routeTo = (upstream: string, connections?: number): UpstreamRoute => {
     let route = routes.get(upstream);
     if (route === undefined) {
-      const forwarder = new UndiciForwarder(forwarderOptions(config, upstream));
-      closers.push(`forwarder to ${upstream}`, forwarder, () => forwarder.close());
+      const forwarder = new UndiciForwarder({ ...forwarderOptions(config, upstream), ...(connections === undefined ? {} : { connections }) });
       const websockets = new WebSocketForwarder({ upstream, handshakeTimeoutMs: config.timeouts.upstream_headers }, logger);
-      closers.push(`upgrades to ${upstream}`, websockets, () => websockets.close());
       route = { upstream, forwarder, websockets };
       routes.set(upstream, route);
     }
     return route;
   };
+  const siteUpstreams = new SiteUpstreams({ defaultSlots: slots, routeTo }, config);
   const listeners = config.listen.map((listener) => listenerSpec(listener, routeTo(listener.upstream ?? config.upstream)));
   const certificates = options.tls === undefined && listeners.some((spec) => spec.tls) ? await openCertificates(config, logger, registry, wall) : null;
   if (certificates !== null) closers.push('certificates', certificates, () => certificates.close());
@@ -168,7 +179,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   });
   const connectionMetrics = new ConnectionMetrics(registry, { open: () => connections.size, upgraded: () => upgraded.size });
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, buffering, connections, upgraded, observer, connectionMetrics, accessLog, clock, wall, timers: systemTimers, logger },
+    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, sites: siteUpstreams, buffering, connections, upgraded, observer, connectionMetrics, accessLog, clock, wall, timers: systemTimers, logger },
     serverLimits(config),
   );
 
@@ -183,6 +194,8 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
           apply: (next) => {
             const applied = applyReload({ assembled, server, slots, upgraded, alerts, clock, logger }, config, next);
             config = applied.config;
+            siteUpstreams.configure(config);
+            siteMetrics.declare(assembled.policy.sites.map((site) => site.name));
             buffering.configure(bufferingSettings(config.buffering));
             // A bad certificate file is logged and counted, never a failed reload: the old one stays.
             void certificates?.reload('policy reload', config.tls);
@@ -219,7 +232,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
     nowMs: () => clock.nowMs(),
     epochMs: () => wall.epochMs(),
     prefixLengths: () => config.clients.prefix,
-    readiness: () => checkReadiness(config, escalation.enforcer),
+    readiness: () => checkReadiness(config, escalation.enforcer, siteUpstreams.upstreams),
     reload: () => reload('admin API'),
     upstream: () => ({ in_flight: slots.inFlight, max: config.concurrency.upstream_max, queued: slots.queued, queue_max: config.concurrency.queue_max }),
     trackedClients: () => ({ ...store.sizeByScope(), concurrency: slots.trackedClients }),

@@ -11,7 +11,10 @@ import type { DecisionEngine, RequestFacts } from '../engine/decision-engine.js'
 import type { ClientKey } from '../identity/client-key.js';
 import type { ConnectionMetrics } from '../metrics/connection-metrics.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
+import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { toOriginForm, type OriginFormTarget } from '../policy/origin-form.js';
+import { hostApacheUses } from '../policy/request-host.js';
+import type { Admission, SiteDestination, SiteRouting } from './site-routing.js';
 import type { ClientConnections } from './client-connections.js';
 import type { AccessLog } from './access-log.js';
 import { BanTarpit } from './ban-tarpit.js';
@@ -50,6 +53,8 @@ export interface ProxyServerParts {
   readonly connectionMetrics: ConnectionMetrics;
   /** Apache `combined` log of forwarded requests; null: none. */
   readonly accessLog: AccessLog | null;
+  /** Per-site upstreams and caps (`sites:`); absent: every request goes where its listener sends it, under `slots`. */
+  readonly sites?: SiteRouting;
   readonly clock: Clock;
   /** Wall-clock time, for the access log's `%t`. */
   readonly wall: WallClock;
@@ -298,13 +303,12 @@ export class ProxyServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse, context: ListenerContext): Promise<void> {
     const { engine, clock, observer } = this.#parts;
-    const { forwarder } = context.route;
     const who = this.#identify(req, context);
     if (who === null) {
       res.destroy();
       return;
     }
-    const { request, origin } = facts(req, who.client, context);
+    const { request, origin } = facts(req, who.client, context, engine.policy);
     const decidedMs = clock.nowMs();
     const decision = engine.decide(request, decidedMs);
     observer.decided(request, decision, decidedMs);
@@ -349,7 +353,8 @@ export class ProxyServer {
       : hasRequestBody(req) ? await this.#receiveBody(req, res)
       : buffered.withoutBody;
     if (buffering === 'answered') return;
-    const slot = await this.#admit(request, res);
+    const { route, slots } = this.#destinationOf(request, context);
+    const slot = await this.#admit(request, res, slots);
     if (slot === null) return;
     const startedMs = clock.nowMs();
     const accessLog = this.#parts.accessLog;
@@ -357,7 +362,7 @@ export class ProxyServer {
     if (accessLog !== null) countBodyBytes(res);
     let outcome: ForwardOutcome;
     try {
-      outcome = await forwarder.forward(req, res, who.forwarding, origin, buffering ?? undefined);
+      outcome = await route.forwarder.forward(req, res, who.forwarding, origin, buffering ?? undefined);
     } finally {
       // The upstream is done: a buffered answer may still be on its way to a slow client, which needs no slot for it.
       slot.release();
@@ -403,8 +408,8 @@ export class ProxyServer {
    * Waits for an upstream slot for `request`; null when none was given (the
    * client left, or it was refused: then answered 503 here, through `respond`).
    */
-  async #admit(request: RequestFacts, connection: ServerResponse | Duplex): Promise<Slot | null> {
-    const { slots, observer, clock } = this.#parts;
+  async #admit(request: RequestFacts, connection: ServerResponse | Duplex, slots: Admission): Promise<Slot | null> {
+    const { observer, clock } = this.#parts;
     const slot = slots.tryAcquire(request.client.ip);
     if (slot !== null) return slot;
     // A client gone already would never fire 'close' again: don't let it wait out the timeout.
@@ -432,7 +437,7 @@ export class ProxyServer {
       socket.destroy();
       return;
     }
-    const { request, origin } = facts(req, who.client, context);
+    const { request, origin } = facts(req, who.client, context, this.#parts.engine.policy);
     const decidedMs = this.#parts.clock.nowMs();
     const decision = this.#parts.engine.decide(request, decidedMs);
     this.#parts.observer.decided(request, decision, decidedMs);
@@ -452,7 +457,7 @@ export class ProxyServer {
     // PHP, so once upgraded it holds no upstream slot (it would starve page
     // requests); it counts against its own per-client cap instead.
     const { upgraded } = this.#parts;
-    const { websockets } = context.route;
+    const { route, slots } = this.#destinationOf(request, context);
     if (!upgraded.tryOpen(who.client.ip, socket)) {
       // A cap a client can fill is a cap whose excess is a strike.
       this.#parts.engine.strikeWithoutRequest(who.client, 'connections', this.#parts.clock.nowMs());
@@ -460,15 +465,20 @@ export class ProxyServer {
       return;
     }
     // The handshake itself is a request Apache works on (PHP answers it): it holds a slot like any other.
-    const slot = await this.#admit(request, socket);
+    const slot = await this.#admit(request, socket, slots);
     if (slot === null) return;
     this.#upgraded.add(socket);
     socket.once('close', () => this.#upgraded.delete(socket));
     try {
-      await websockets.forward(req, socket, head, who.forwarding, origin);
+      await route.websockets.forward(req, socket, head, who.forwarding, origin);
     } finally {
       slot.release();
     }
+  }
+
+  /** Where a decided request goes: its site's upstream and cap, else its listener's upstream under the default cap. */
+  #destinationOf(request: RequestFacts, context: ListenerContext): SiteDestination {
+    return this.#parts.sites?.destinationOf(request.site, context.route) ?? { route: context.route, slots: this.#parts.slots };
   }
 
   #identify(req: IncomingMessage, context: ListenerContext): { client: ClientKey; forwarding: ForwardingIdentity } | null {
@@ -490,16 +500,18 @@ function onSocketError(): void {}
 
 /**
  * The facts the engine decides on: the target as it will be forwarded
- * (origin-form, see toOriginForm), and what in the request's framing Apache
- * would refuse. A target toOriginForm cannot read goes to the engine as sent,
- * which refuses it (400, a strike).
+ * (origin-form, see toOriginForm), the site of the host Apache will choose
+ * the vhost by (the one forwarded as Host), and what in the request's
+ * framing Apache would refuse. A target toOriginForm cannot read goes to the
+ * engine as sent, which refuses it (400, a strike).
  */
-function facts(req: IncomingMessage, client: ClientKey, context: ListenerContext): { request: RequestFacts; origin: OriginFormTarget | null } {
+function facts(req: IncomingMessage, client: ClientKey, context: ListenerContext, policy: CompiledPolicy): { request: RequestFacts; origin: OriginFormTarget | null } {
   const raw = req.url as string;
   const origin = toOriginForm(raw);
   const malformed = findFramingProblem(req);
   const target = origin === null ? raw : origin.target;
-  const request: RequestFacts = { client, method: req.method as string, target };
+  const host = hostApacheUses({ authority: origin?.authority ?? null, host: req.headers.host, h2Authority: req.headers[':authority'] as string | undefined });
+  const request: RequestFacts = { client, method: req.method as string, target, site: policy.selectSite(host) };
   if (malformed !== null) return { request: { ...request, malformed }, origin };
   // certbot's webroot challenge must reach Apache over plain HTTP, past blocks and the redirect (never past limits).
   if (context.proto === 'http' && isAcmeChallenge(target)) return { request: { ...request, acmeChallenge: true }, origin };

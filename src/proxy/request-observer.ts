@@ -4,6 +4,8 @@ import type { ClientKey } from '../identity/client-key.js';
 import type { DecisionRates } from '../metrics/decision-rates.js';
 import type { ProxyMetrics, RequestOutcome } from '../metrics/proxy-metrics.js';
 import type { RecentOffenders } from '../metrics/recent-offenders.js';
+import type { SiteMetrics } from '../metrics/site-metrics.js';
+import { DEFAULT_SITE_NAME } from '../policy/compiled-site.js';
 import type { ForwardOutcome } from './forwarder.js';
 
 /** Whatever wants to hear of refused requests besides metrics (the attack alert). */
@@ -16,6 +18,8 @@ export interface ObservedRequest {
   readonly client: ClientKey;
   readonly method: string;
   readonly target: string;
+  /** The site its host chose; null: none (no usable Host); absent: the default site. */
+  readonly site?: { readonly name: string } | null;
 }
 
 export interface RequestObserverParts {
@@ -26,6 +30,8 @@ export interface RequestObserverParts {
   readonly shadowed: RecentOffenders;
   readonly logger: Logger;
   readonly refusals: RefusalListener;
+  /** Requests per site; absent: not counted. */
+  readonly sites?: SiteMetrics;
 }
 
 const OUTCOME_OF = { limit: 'limited', block: 'blocked', ban: 'banned', reject: 'rejected' } as const;
@@ -48,6 +54,7 @@ export class RequestObserver {
     const { metrics, rates } = this.#parts;
     if (decision.action === 'allow') {
       metrics.countRequest('allowed', '');
+      this.#parts.sites?.count(siteName(request), 'allowed', '');
       rates.record('allowed', nowMs);
       if (decision.shadow !== null) {
         metrics.countShadow(decision.shadow);
@@ -78,6 +85,7 @@ export class RequestObserver {
   #refused(request: ObservedRequest, outcome: RequestOutcome, rule: string, fields: Record<string, unknown>, nowMs: number): void {
     const { metrics, rates, offenders, refusals, logger } = this.#parts;
     metrics.countRequest(outcome, rule);
+    this.#parts.sites?.count(siteName(request), outcome, rule);
     rates.record(outcome, nowMs);
     refusals.recordRefusals(1, nowMs);
     if (offenders.record(request.client, rule, nowMs)) {
@@ -86,8 +94,13 @@ export class RequestObserver {
   }
 }
 
+function siteName(request: ObservedRequest): string {
+  return request.site === undefined ? DEFAULT_SITE_NAME : request.site === null ? '' : request.site.name;
+}
+
 function describe(request: ObservedRequest): Record<string, unknown> {
   // The target is client-chosen: cap it so a 64 KiB URL cannot bloat the log.
   const target = request.target.length > 512 ? `${request.target.slice(0, 512)}…` : request.target;
-  return { client: request.client.ip, prefix: request.client.prefix, method: request.method, target };
+  const site = request.site === undefined || request.site === null ? {} : { site: request.site.name };
+  return { client: request.client.ip, prefix: request.client.prefix, method: request.method, target, ...site };
 }
