@@ -3,6 +3,7 @@ import { runBans } from './bans-command.js';
 import { runCheck } from './check-command.js';
 import { runExplain } from './explain-command.js';
 import { runReload } from './reload-command.js';
+import { runReplay } from './replay-command.js';
 import { runServe } from './serve-command.js';
 import { runStatus } from './status-command.js';
 
@@ -19,6 +20,8 @@ Commands:
   explain IP              why a client is treated as it is: buckets, strikes, bans
   reload                  reload the policy of a running portcullis; problems as
                           FILE:LINE:COL: message
+  replay LOGFILE...       try a policy on Apache access logs: who would have been
+                          limited, blocked and banned, and when
   help                    show this help
 
 status, bans, explain and reload talk to the admin API of a running portcullis
@@ -42,6 +45,8 @@ export async function runCli(argv: string[]): Promise<number> {
         return await runExplain(rest, process.stdout);
       case 'reload':
         return await runReload(rest, process.stdout, process.stderr);
+      case 'replay':
+        return await runReplay(rest, process.stdout);
       case undefined:
       case 'help':
       case '-h':

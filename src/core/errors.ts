@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   PC_ERR_ADMIN_HOST: 'The admin API refused a request whose Host header names neither its own address, localhost nor an admin.allowed_hosts entry (a guard against DNS rebinding); add the name to admin.allowed_hosts if it is yours.',
   PC_ERR_INTERNAL: 'A bug in portcullis: the admin API answered 500 and logged the cause. Please report it with that log line.',
   PC_ERR_ADMIN_UNREACHABLE: 'The CLI could not reach the admin API: is portcullis running, and is --admin (or admin.listen) right?',
+  PC_ERR_REPLAY_INPUT: 'portcullis replay could not read a log file (missing, unreadable, or a damaged .gz); the message names it.',
   PC_ERR_ACCESS_LOG: 'The access log file could not be opened or written; requests are still served.',
   PC_ERR_BUFFER_TEMP: "A temp file for buffering could not be created, written or read in buffering.temp_dir; bodies that need one get 413 or 503, and responses are passed on at the client's pace instead.",
   PC_ERR_TLS_CERTIFICATE: 'A TLS certificate or key in tls.certificates or tls.certbot_live cannot be served (unreadable, not PEM, key not matching, expired, no host names); the message names the file and what to do. At a reload the previous certificate for that name stays.',
