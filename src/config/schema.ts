@@ -498,7 +498,6 @@ const HOST_PATTERN_HINTS: Readonly<Record<HostPatternProblem, string>> = {
   port: ' (a site is chosen by name, without port)',
   star: ' (`*` only as the first label; for every other name use default: true)',
   ipv6: ' (IPv6 literals are not supported)',
-  underscore: ' (Apache refuses `_` in Host, HttpProtocolOptions Strict)',
   invalid: '',
 };
 

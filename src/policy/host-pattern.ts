@@ -12,7 +12,7 @@ export interface HostPattern {
 }
 
 /** Why a pattern could never match; a value, so the schema can put it in a message with its position. */
-export type HostPatternProblem = 'port' | 'star' | 'ipv6' | 'underscore' | 'invalid';
+export type HostPatternProblem = 'port' | 'star' | 'ipv6' | 'invalid';
 
 /**
  * Parses a site's host pattern: an exact name (`blog.example.org`, an IDN
@@ -21,15 +21,14 @@ export type HostPatternProblem = 'port' | 'star' | 'ipv6' | 'underscore' | 'inva
  * compared (request-host.ts): lower case, one trailing dot dropped, IDNs as
  * punycode (clients send punycode: Apache refuses raw UTF-8 in Host). Nothing
  * is accepted that a Host Apache serves could never spell: no port (Apache
- * picks a name-based vhost by name), no `_` (refused in strict mode), no
- * `*` elsewhere than as the first label.
+ * picks a name-based vhost by name), no `*` elsewhere than as the first
+ * label.
  */
 export function parseHostPattern(text: string): HostPattern | HostPatternProblem {
   const wildcard = text.startsWith('*.');
   let name = wildcard ? text.slice(2) : text;
   if (name.includes('*') || text === '*') return 'star';
   if (name.startsWith('[')) return 'ipv6';
-  if (name.includes('_')) return 'underscore';
   if (/:\d*$/.test(name) && !name.includes('::')) return 'port';
   if (name.endsWith('.')) name = name.slice(0, -1);
   const ascii = domainToASCII(name);

@@ -21,21 +21,24 @@ export function hostApacheUses(sources: RequestHostSources): string | undefined 
   return sources.authority ?? sources.host ?? sources.h2Authority;
 }
 
-/** Letters, digits and `-` in labels joined by single dots, then an optional port (Apache's strict host check). */
-const STRICT_NAME = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?(?::\d{1,5})?$/;
+/** Letters, digits, `-` and `_` in labels joined by single dots, one trailing dot, then an optional port. */
+const NAME = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?(?::\d{1,5})?$/;
 
 /**
  * A request's host value made canonical the way Apache compares it with
  * ServerName and ServerAlias: lower case, without port and without one
- * trailing dot. Null when Apache would refuse it (400: its strict
- * HttpProtocolOptions allow only letters, digits, `-` and dots in a name,
- * no `_`, no raw UTF-8 (clients send IDNs as punycode), no empty label,
- * no IPv4 spelt other than four decimal parts), so that portcullis never
- * picks a site for a spelling Apache would serve from another vhost.
+ * trailing dot. Null for what Apache refuses (400: an empty label, `/`, a
+ * space or comma, an empty or too large port, raw UTF-8: clients send IDNs
+ * as punycode) and for the few spellings it serves from its default vhost
+ * by a rule of its own (a leading dot, which a `*` ServerAlias matches with
+ * nothing; an IPv4 address spelt other than four decimal parts): portcullis
+ * refuses those rather than guess, so that it never picks a site for a
+ * spelling Apache serves from another vhost. test/integration/sites-apache
+ * checks each spelling against a real Apache.
  */
 export function canonicalRequestHost(value: string): string | null {
   if (value.charCodeAt(0) === 0x5b /* [ */) return parseHostAuthority(value)?.host ?? null;
-  if (!STRICT_NAME.test(value)) return null;
+  if (!NAME.test(value)) return null;
   const colon = value.lastIndexOf(':');
   let name = colon < 0 ? value : value.slice(0, colon);
   if (name.endsWith('.')) name = name.slice(0, -1);
