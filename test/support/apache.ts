@@ -14,7 +14,10 @@
  * behaves like a PHP script for `/xmlrpc.php/extra`. `directoryConfig` is
  * inserted inside the docroot's `<Directory>` block and `extraConfig` at
  * server level, after everything else; both may use `${DOCROOT}` and
- * `${SERVER_DIR}` (Apache `Define`s) to refer to the temp paths.
+ * `${SERVER_DIR}` (Apache `Define`s) to refer to the temp paths, and `${PORT}`
+ * to its port. `virtualHosts` adds name-based `<VirtualHost>`s on that port
+ * (the first serves names none of them has, as in any Apache); every access
+ * log line names the vhost that served it (`%v`, `vhost`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -53,8 +56,18 @@ export interface StartApacheOptions {
   directoryConfig?: string;
   /** Server-level directives appended at the end of the config. */
   extraConfig?: string;
+  /** Name-based virtual hosts on the instance's port, in order; each serves the same docroot. */
+  virtualHosts?: readonly VirtualHostSpec[];
   /** How long to wait for the port to accept connections. @default 10_000 */
   startTimeoutMs?: number;
+}
+
+/** A name-based `<VirtualHost>`: its ServerName and ServerAlias names (exact or wildcards like `*.example.org`). */
+export interface VirtualHostSpec {
+  readonly serverName: string;
+  readonly aliases?: readonly string[];
+  /** Directives inside the block. */
+  readonly config?: string;
 }
 
 /** One access-log line. Apache escapes control characters, `"` and `\` in these fields. */
@@ -73,6 +86,8 @@ export interface AccessLogEntry {
   filename: string;
   /** `%D`: time taken to serve the request, in microseconds. */
   durationUs: number;
+  /** `%v`: the ServerName of the (virtual) host that served the request. */
+  vhost: string;
 }
 
 export interface ApacheHandle {
@@ -106,7 +121,7 @@ export interface ApacheHandle {
   stop(): Promise<void>;
 }
 
-const LOG_FORMAT = '%a\\t%m\\t%r\\t%U\\t%>s\\t%f\\t%D';
+const LOG_FORMAT = '%a\\t%m\\t%r\\t%U\\t%>s\\t%f\\t%D\\t%v';
 const STOP_TIMEOUT_MS = 10_000;
 const PORT_ATTEMPTS = 3;
 
@@ -246,6 +261,7 @@ function renderConfig(c: ConfigContext): string {
   return [
     `Define SERVER_DIR "${c.serverDir}"`,
     `Define DOCROOT "${c.root}"`,
+    `Define PORT ${c.port}`,
     `ServerRoot "${c.serverDir}"`,
     `ServerName 127.0.0.1`,
     `Listen 127.0.0.1:${c.port}`,
@@ -282,8 +298,17 @@ function renderConfig(c: ConfigContext): string {
     c.opts.directoryConfig ?? '',
     `</Directory>`,
     c.opts.extraConfig ?? '',
+    ...(c.opts.virtualHosts ?? []).map((vhost) => renderVirtualHost(vhost, c.port)),
     '',
   ].join('\n');
+}
+
+function renderVirtualHost(vhost: VirtualHostSpec, port: number): string {
+  for (const name of [vhost.serverName, ...(vhost.aliases ?? [])]) {
+    if (!/^[A-Za-z0-9*.-]+$/.test(name)) throw new Error(`startApache: invalid virtual host name ${JSON.stringify(name)}`);
+  }
+  const aliases = vhost.aliases === undefined || vhost.aliases.length === 0 ? [] : [`  ServerAlias ${vhost.aliases.join(' ')}`];
+  return [`<VirtualHost 127.0.0.1:${port}>`, `  ServerName ${vhost.serverName}`, ...aliases, vhost.config ?? '', `</VirtualHost>`].join('\n');
 }
 
 /** Parses the tab-separated lines written with LOG_FORMAT. */
@@ -292,7 +317,7 @@ export function parseAccessLog(text: string): AccessLogEntry[] {
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const f = line.split('\t');
-    if (f.length !== 7) throw new Error(`unparseable access log line: ${JSON.stringify(line)}`);
+    if (f.length !== 8) throw new Error(`unparseable access log line: ${JSON.stringify(line)}`);
     entries.push({
       remoteAddr: f[0]!,
       method: f[1]!,
@@ -301,6 +326,7 @@ export function parseAccessLog(text: string): AccessLogEntry[] {
       status: Number(f[4]),
       filename: f[5]!,
       durationUs: Number(f[6]),
+      vhost: f[7]!,
     });
   }
   return entries;
