@@ -84,7 +84,7 @@ sites:
 
   it('answers 400 to a Host Apache would refuse, without forwarding it', async () => {
     const before = main.seen + phab.seen;
-    for (const host of ['bad_host.blog.test', 'blog.test..', 'blog.test:']) {
+    for (const host of ['blog test', 'blog.test..', 'blog.test:']) {
       const answer = await rawRequest(proxy.port, `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, 5_000, '127.12.9.1');
       expect(answer.status, host).toBe(400);
     }
