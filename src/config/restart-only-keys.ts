@@ -13,6 +13,7 @@ export const RESTART_ONLY_KEYS = [
   'upstream',
   'state_dir',
   'access_log',
+  'access_log_format',
   'admin',
   'clients.prefix',
   'clients.max_tracked',

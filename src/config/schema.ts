@@ -583,6 +583,11 @@ export const policySchema = z
     tls: tls.prefault({}),
     /** Apache `combined`-format log of requests forwarded upstream, so existing log tooling keeps working. Absent: none. */
     access_log: text('a file path').optional(),
+    /**
+     * `combined`, or `vhost_combined` (Apache's: the site's host and the port
+     * first), so that `portcullis replay` and per-vhost log tools tell sites apart.
+     */
+    access_log_format: z.enum(['combined', 'vhost_combined'], { error: (issue) => `must be combined or vhost_combined, got ${describe(issue.input)}` }).default('combined'),
   })
   .superRefine((policy, ctx) => {
     const addresses = new Set<string>();

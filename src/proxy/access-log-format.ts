@@ -31,6 +31,15 @@ export interface AccessLogEntry {
   readonly referer?: string | undefined;
   /** The User-Agent header; absent is logged as `-`, present but empty as `""`. */
   readonly userAgent?: string | undefined;
+  /** `%v` of vhost_combined: the host of the site that served it (its first exact name), else the request's own host. */
+  readonly vhost?: string | undefined;
+  /** `%p` of vhost_combined: the port the client connected to. */
+  readonly port?: number | undefined;
+}
+
+/** Formats one entry as Apache's `vhost_combined`: `%v:%p` and then the `combined` line. */
+export function formatVhostCombinedLine(entry: AccessLogEntry, tzOffsetMinutes?: number): string {
+  return `${escapeLogItem(entry.vhost ?? '-')}:${entry.port ?? '-'} ${formatCombinedLine(entry, tzOffsetMinutes)}`;
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;

@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../core/clock.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
 import { accessLogMetrics, type AccessLogMetrics } from '../metrics/access-log-metrics.js';
-import { formatCombinedLine, type AccessLogEntry } from './access-log-format.js';
+import { formatCombinedLine, formatVhostCombinedLine, type AccessLogEntry } from './access-log-format.js';
 
 export type { AccessLogEntry } from './access-log-format.js';
 
@@ -26,6 +26,8 @@ export interface AccessLogDeps {
    * @default 4 MiB
    */
   readonly maxBufferedBytes?: number;
+  /** Apache's `combined`, or `vhost_combined` with the site's host and port first. @default 'combined' */
+  readonly format?: 'combined' | 'vhost_combined';
   /** After a write error, how long before a logged request tries to reopen the file. @default 10_000 */
   readonly retryAfterErrorMs?: number;
 }
@@ -52,6 +54,7 @@ export class AccessLog {
   readonly #metrics: AccessLogMetrics;
   readonly #warnings: RateLimitedLog;
   readonly #maxBufferedBytes: number;
+  readonly #format: (entry: AccessLogEntry) => string;
   readonly #retryAfterErrorMs: number;
   readonly #unobserve: () => void;
   /** The current file; null after a write error (until a reopen) and after close. */
@@ -71,6 +74,7 @@ export class AccessLog {
     this.#metrics = accessLogMetrics(deps.registry);
     this.#warnings = new RateLimitedLog(deps.logger, this.#clock);
     this.#maxBufferedBytes = deps.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.#format = deps.format === 'vhost_combined' ? (entry) => formatVhostCombinedLine(entry) : (entry) => formatCombinedLine(entry);
     this.#retryAfterErrorMs = deps.retryAfterErrorMs ?? DEFAULT_RETRY_AFTER_ERROR_MS;
     this.#install(handle);
     this.#unobserve = this.#metrics.observeBufferedBytes(() => this.bufferedBytes);
@@ -118,7 +122,7 @@ export class AccessLog {
       );
       return;
     }
-    stream.write(`${formatCombinedLine(entry)}\n`);
+    stream.write(`${this.#format(entry)}\n`);
     this.#metrics.lines.inc();
   }
 

@@ -15,6 +15,7 @@ import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { toOriginForm, type OriginFormTarget } from '../policy/origin-form.js';
 import { hostApacheUses } from '../policy/request-host.js';
 import type { Admission, SiteDestination, SiteRouting } from './site-routing.js';
+import type { CompiledSite } from '../policy/compiled-site.js';
 import type { ClientConnections } from './client-connections.js';
 import type { AccessLog } from './access-log.js';
 import { BanTarpit } from './ban-tarpit.js';
@@ -385,6 +386,8 @@ export class ProxyServer {
         bytes: bodyBytesOf(res),
         ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }),
         ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
+        vhost: logVhost(request.site, req),
+        port: context.port,
       });
     }
   }
@@ -516,6 +519,14 @@ function facts(req: IncomingMessage, client: ClientKey, context: ListenerContext
   // certbot's webroot challenge must reach Apache over plain HTTP, past blocks and the redirect (never past limits).
   if (context.proto === 'http' && isAcmeChallenge(target)) return { request: { ...request, acmeChallenge: true }, origin };
   return { request, origin };
+}
+
+/** `%v` for the access log: the chosen site's first exact host name, else the host the client asked for (without port). */
+function logVhost(site: CompiledSite | null | undefined, req: IncomingMessage): string | undefined {
+  const named = site?.config?.hosts.find((host) => !host.startsWith('*'));
+  if (named !== undefined) return named;
+  const host = (req.headers.host ?? (req.headers[':authority'] as string | undefined))?.toLowerCase();
+  return host === undefined ? undefined : host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
 }
 
 /** Binds a plain HTTP server; resolves with its address. */
