@@ -1,5 +1,6 @@
 import type { BanLedger } from '../escalation/ban-ledger.js';
 import type { DecisionRates } from '../metrics/decision-rates.js';
+import type { SiteDecisionRates } from '../metrics/site-decision-rates.js';
 import type { RequestOutcome } from '../metrics/proxy-metrics.js';
 import type { Offender, RecentOffenders } from '../metrics/recent-offenders.js';
 import { banToJson, type BanJson } from './ban-json.js';
@@ -13,6 +14,8 @@ export interface StatusReport {
   readonly uptime_seconds: number;
   readonly policy: { readonly file: string; readonly loaded_at: string; readonly last_reload_ok: boolean };
   readonly rates: { readonly window_seconds: number; readonly per_second: Record<RequestOutcome, number> };
+  /** The same rates per site (`sites:` in the policy); absent when the policy has none. */
+  readonly rates_by_site?: Record<string, Record<RequestOutcome, number>>;
   readonly upstream: { readonly in_flight: number; readonly max: number; readonly queued: number; readonly queue_max: number };
   readonly tracked_clients: Record<string, number>;
   readonly top_refused_addresses: readonly Offender[];
@@ -31,6 +34,8 @@ export interface StatusReport {
 export interface StatusSources {
   readonly startedMs: number;
   readonly rates: DecisionRates;
+  /** Rates per site; absent: the policy has no sites. */
+  readonly siteRates?: SiteDecisionRates | undefined;
   readonly offenders: RecentOffenders;
   readonly ledger: BanLedger;
   upstream(): StatusReport['upstream'];
@@ -49,8 +54,9 @@ export function buildStatusReport(sources: StatusSources, nowMs: number, epochNo
     policy: sources.policy(),
     rates: {
       window_seconds: STATUS_RATE_WINDOW_S,
-      per_second: Object.fromEntries(Object.entries(perSecond).map(([outcome, rate]) => [outcome, Math.round(rate * 10) / 10])) as Record<RequestOutcome, number>,
+      per_second: rounded(perSecond),
     },
+    ...(sources.siteRates === undefined ? {} : { rates_by_site: Object.fromEntries(Object.entries(sources.siteRates.perSecond(STATUS_RATE_WINDOW_S, nowMs)).map(([site, rates]) => [site, rounded(rates)])) }),
     upstream: sources.upstream(),
     tracked_clients: sources.trackedClients(),
     top_refused_addresses: sources.offenders.topAddresses(TOP_N, nowMs),
@@ -63,4 +69,9 @@ export function buildStatusReport(sources: StatusSources, nowMs: number, epochNo
       latest: [...active].sort((a, b) => b.startedMs - a.startedMs).slice(0, TOP_N).map((ban) => banToJson(ban, nowMs, epochNowMs)),
     },
   };
+}
+
+/** Rates to one decimal, as `status` shows them. */
+function rounded(perSecond: Record<RequestOutcome, number>): Record<RequestOutcome, number> {
+  return Object.fromEntries(Object.entries(perSecond).map(([outcome, rate]) => [outcome, Math.round(rate * 10) / 10])) as Record<RequestOutcome, number>;
 }

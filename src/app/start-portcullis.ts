@@ -20,6 +20,7 @@ import { EscalationMetrics } from '../metrics/escalation-metrics.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RecentOffenders } from '../metrics/recent-offenders.js';
 import { SiteMetrics } from '../metrics/site-metrics.js';
+import { SiteDecisionRates } from '../metrics/site-decision-rates.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { CertificateStore } from '../tls/certificate-store.js';
 import { AccessLog } from '../proxy/access-log.js';
@@ -138,7 +139,8 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   closers.push('alerts', alerts, () => alerts.close());
   const siteMetrics = new SiteMetrics(registry);
   siteMetrics.declare(assembled.policy.sites.map((site) => site.name));
-  const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts, sites: siteMetrics });
+  const siteRates = config.sites.length === 0 ? undefined : new SiteDecisionRates();
+  const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts, sites: siteMetrics, ...(siteRates ? { siteRates } : {}) });
 
   // One pair of forwarders per upstream the listeners and sites name (usually one). One closer for
   // all, pushed before the listeners': a reload that adds a site upstream adds its forwarders to
@@ -228,6 +230,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
     allowedHosts: config.admin.allowed_hosts,
     startedMs,
     rates,
+    siteRates,
     offenders,
     nowMs: () => clock.nowMs(),
     epochMs: () => wall.epochMs(),

@@ -60,11 +60,21 @@ export function renderStatus(report: StatusReport, baseUrl: string, epochNowMs: 
     list(rows, (shown) => renderTable([keyHeader, { header: 'REFUSED', align: 'right' }, 'LAST RULE'], shown.map((row) => [row.key, String(row.refused), row.lastRule])));
   const latest = list(bans.latest, (shown) => renderTable(['TARGET', 'SCOPE', 'SOURCE', { header: 'EXPIRES-IN', align: 'right' }, 'REASON'], shown.map(banRow)));
 
+  const bySite = Object.entries(report.rates_by_site ?? {});
+  const siteRates =
+    bySite.length === 0
+      ? []
+      : [
+          '',
+          `requests per second by site, last ${report.rates.window_seconds} s`,
+          renderTable(['SITE', ...outcomes.map(([outcome]) => ({ header: outcome.toUpperCase(), align: 'right' as const }))], bySite.map(([site, perSecond]) => [site, ...outcomes.map(([outcome]) => formatRate(perSecond[outcome as keyof typeof perSecond] ?? 0))])),
+        ];
   return [
     facts,
     '',
     `requests per second, last ${report.rates.window_seconds} s`,
     rates,
+    ...siteRates,
     '',
     'top refused addresses, recent window',
     offenders(report.top_refused_addresses, 'ADDRESS'),

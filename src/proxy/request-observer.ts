@@ -7,6 +7,7 @@ import type { RecentOffenders } from '../metrics/recent-offenders.js';
 import type { SiteMetrics } from '../metrics/site-metrics.js';
 import { DEFAULT_SITE_NAME } from '../policy/compiled-site.js';
 import type { ForwardOutcome } from './forwarder.js';
+import type { SiteDecisionRates } from '../metrics/site-decision-rates.js';
 
 /** Whatever wants to hear of refused requests besides metrics (the attack alert). */
 export interface RefusalListener {
@@ -32,6 +33,8 @@ export interface RequestObserverParts {
   readonly refusals: RefusalListener;
   /** Requests per site; absent: not counted. */
   readonly sites?: SiteMetrics;
+  /** Rates per site for `portcullis status`; absent: the policy has no sites. */
+  readonly siteRates?: SiteDecisionRates;
 }
 
 const OUTCOME_OF = { limit: 'limited', block: 'blocked', ban: 'banned', reject: 'rejected' } as const;
@@ -55,6 +58,7 @@ export class RequestObserver {
     if (decision.action === 'allow') {
       metrics.countRequest('allowed', '');
       this.#parts.sites?.count(siteName(request), 'allowed', '');
+      this.#parts.siteRates?.record(siteName(request), 'allowed', nowMs);
       rates.record('allowed', nowMs);
       if (decision.shadow !== null) {
         metrics.countShadow(decision.shadow);
@@ -86,6 +90,7 @@ export class RequestObserver {
     const { metrics, rates, offenders, refusals, logger } = this.#parts;
     metrics.countRequest(outcome, rule);
     this.#parts.sites?.count(siteName(request), outcome, rule);
+    this.#parts.siteRates?.record(siteName(request), outcome, nowMs);
     rates.record(outcome, nowMs);
     refusals.recordRefusals(1, nowMs);
     if (offenders.record(request.client, rule, nowMs)) {
