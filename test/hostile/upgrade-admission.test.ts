@@ -51,7 +51,8 @@ describe('upgrade requests and the upstream cap', () => {
     const statuses = answers.map((answer) => answer.status).sort();
     // Apache answers the handshake as a plain request (no WebSocket there): one got through, two waited out the queue.
     expect(statuses).toEqual([200, 503, 503]);
-    const slept = (await apache.accessLog()).filter((entry) => entry.urlPath === '/slow.cgi');
+    // Apache writes its line just after the answer: wait for it rather than read too early.
+    const slept = (await apache.waitForAccessLog((entries) => entries.some((entry) => entry.urlPath === '/slow.cgi'))).filter((entry) => entry.urlPath === '/slow.cgi');
     expect(slept).toHaveLength(1);
   });
 });
