@@ -426,7 +426,8 @@ export class ProxyServer {
     if (typeof granted !== 'string') return granted;
     if (granted !== 'cancelled') {
       observer.notAdmitted(request, granted, clock.nowMs());
-      if (connection instanceof http.ServerResponse) writePlainResponse(connection, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
+      // An HTTP/2 stream's response is no http.ServerResponse but answers like one; only an upgrade's raw socket gets raw bytes.
+      if (connection instanceof http.ServerResponse || isHttp2(connection as ServerResponse)) writePlainResponse(connection as ServerResponse, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
       else refuse(connection, 503, 'Service Unavailable');
     }
     return null;

@@ -246,3 +246,49 @@ describe('HTTPS listeners', () => {
     expect((await rawRequest(redirectPort, 'GET /.well-known/acme-challenge/../other HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n')).status).toBe(403);
   });
 });
+
+describe('HTTPS listeners and the upstream cap', () => {
+  let apache: ApacheHandle;
+  let ca: TestCa;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    apache = await startApacheWithScripts();
+    ca = await createTestCa();
+    const site = await ca.issue(['site.test']);
+    proxy = await startTestProxy(apache.url, `concurrency:\n  upstream_max: 1\n  per_client_max: 1\n  queue_timeout: 300ms\ntls:\n  certificates: [{ cert: "${site.certFile}", key: "${site.keyFile}" }]\n`, {
+      listenYaml: '[{ address: "127.0.0.1:0", tls: true }]',
+    });
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await apache?.stop();
+    await ca?.remove();
+  });
+
+  it('answers an HTTP/2 request that waited out the queue with a real 503, as over HTTP/1.1', async () => {
+    const port = proxy.running.address.port;
+    const session = http2.connect(`https://site.test:${port}`, { ca: ca.ca, servername: 'site.test', host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+    session.on('error', () => {});
+    const ask = () =>
+      new Promise<{ status: number; body: string }>((resolve) => {
+        const stream = session.request({ ':path': '/slow.cgi?1' });
+        let status = 0;
+        let body = '';
+        stream.setEncoding('utf8');
+        stream.on('response', (headers) => (status = Number(headers[':status'])));
+        stream.on('data', (chunk: string) => (body += chunk));
+        stream.on('close', () => resolve({ status, body }));
+      });
+    try {
+      const answers = await Promise.all([ask(), ask()]);
+      const statuses = answers.map((answer) => answer.status).sort();
+      expect(statuses).toEqual([200, 503]);
+      expect(answers.find((answer) => answer.status === 503)?.body).toContain('Server busy');
+    } finally {
+      session.close();
+    }
+  });
+});
+
