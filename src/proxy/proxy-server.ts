@@ -427,7 +427,7 @@ export class ProxyServer {
     if (granted !== 'cancelled') {
       observer.notAdmitted(request, granted, clock.nowMs());
       // An HTTP/2 stream's response is no http.ServerResponse but answers like one; only an upgrade's raw socket gets raw bytes.
-      if (connection instanceof http.ServerResponse || isHttp2(connection as ServerResponse)) writePlainResponse(connection as ServerResponse, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
+      if (connection instanceof http.ServerResponse || isHttp2(connection)) writePlainResponse(connection as unknown as ServerResponse, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
       else refuse(connection, 503, 'Service Unavailable');
     }
     return null;

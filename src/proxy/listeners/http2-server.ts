@@ -83,8 +83,8 @@ export function createHttp2Server(limits: Http2Limits, onRequest: (req: Incoming
 }
 
 /** Whether a response is an HTTP/2 stream's (compatibility API). */
-export function isHttp2(res: ServerResponse): boolean {
-  return (res as unknown) instanceof http2.Http2ServerResponse;
+export function isHttp2(res: unknown): boolean {
+  return res instanceof http2.Http2ServerResponse;
 }
 
 /** Ends the HTTP/2 session a response belongs to, with GOAWAY, once its open streams are done. */
