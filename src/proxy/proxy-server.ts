@@ -36,6 +36,7 @@ import { refuse } from './websocket-forwarder.js';
 import { applyTimeouts, createHttpServer } from './listeners/http-server-factory.js';
 import type { ListenerContext, ListenerSpec } from './listeners/listener-spec.js';
 import { TlsListener } from './listeners/tls-listener.js';
+import { listenOn, PROXY_PORT_ADVICE } from './listeners/listen-on.js';
 import { HandshakeLimiter, type HandshakeLimit } from './listeners/handshake-limiter.js';
 import { createHttp2Server, endSession, isHttp2, type Http2Limits, type Http2ServerHandle } from './listeners/http2-server.js';
 import type { UpgradedConnections } from './upgraded-connections.js';
@@ -135,7 +136,7 @@ export class ProxyServer {
       // Past server.maxConnections Node closes new connections itself; a full
       // total cap says nothing about who is to blame, so nobody is struck.
       http1.on('drop', () => this.#parts.connectionMetrics.countRefused('max'));
-      const address = await listenOn(http1, spec.host, spec.port);
+      const address = await listenOn(http1, spec.host, spec.port, '(HTTP)', PROXY_PORT_ADVICE);
       this.#listening.push(http1);
       context.port = address.port;
       return address;
@@ -530,15 +531,4 @@ function logVhost(site: CompiledSite | null | undefined, req: IncomingMessage): 
   return host === undefined ? undefined : host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
 }
 
-/** Binds a plain HTTP server; resolves with its address. */
-function listenOn(server: http.Server, host: string, port: number): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) =>
-      reject(new PortcullisError('PC_ERR_LISTEN', `cannot listen on ${host}:${port}: ${error.message}; is another process using the port, or does it need privileges?`, { cause: error }));
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
+

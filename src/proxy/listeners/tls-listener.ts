@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { PortcullisError } from '../../core/errors.js';
+import { listenOn, PROXY_PORT_ADVICE } from './listen-on.js';
 
 /** What a TLS listener is built from. */
 export interface TlsListenerParts {
@@ -87,15 +87,7 @@ export class TlsListener {
 
   /** Starts listening; resolves with the bound address. */
   listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) =>
-        reject(new PortcullisError('PC_ERR_LISTEN', `cannot listen on ${host}:${port} (TLS): ${error.message}; is another process using the port, or does it need privileges?`, { cause: error }));
-      this.#gate.once('error', onError);
-      this.#gate.listen(port, host, () => {
-        this.#gate.off('error', onError);
-        resolve(this.#gate.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.#gate, host, port, '(TLS)', PROXY_PORT_ADVICE);
   }
 
   /** Cuts every connection this port accepted (after shutdown's grace). */
