@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/config/policy-loader.js';
 import { startPortcullis, type RunningPortcullis } from '../../src/app/start-portcullis.js';
 import { capturingLogger } from '../support/captured-log.js';
+import { rawRequest } from '../support/http-client.js';
 
 /**
  * Issue 9, item 11: the admin API answered whatever `Host` a request named,
@@ -24,27 +25,9 @@ interface RawAnswer {
 }
 
 /** Sends `text` to host:port and reads until the server closes. Bounded by 5 s. */
-function raw(host: string, port: number, text: string): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer within 5 s to ${JSON.stringify(text.split('\r\n')[0])}`));
-    }, 5_000);
-    socket.on('connect', () => socket.write(text));
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const answer = Buffer.concat(chunks).toString('latin1');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0);
-      resolve({ status, body: answer.slice(answer.indexOf('\r\n\r\n') + 4) });
-    });
-  });
+async function raw(host: string, port: number, text: string): Promise<RawAnswer> {
+  const answer = await rawRequest(port, text, 5_000, undefined, host);
+  return { status: answer.status, body: answer.text.slice(answer.text.indexOf('\r\n\r\n') + 4) };
 }
 
 /** `GET path` with exactly the given Host header lines (none: no Host at all). */

@@ -56,9 +56,9 @@ export function clientAgent(localAddress: string): http.Agent {
  * Sends a request line exactly as given (fetch and http.request would normalise
  * the path) and returns the status code. Bounded: gives up after `timeoutMs`.
  */
-export function rawRequest(port: number, requestText: string, timeoutMs = 5_000, localAddress?: string): Promise<{ status: number; text: string }> {
+export function rawRequest(port: number, requestText: string, timeoutMs = 5_000, localAddress?: string, host = '127.0.0.1'): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, ...(localAddress === undefined ? {} : { localAddress }) });
+    const socket = net.connect({ host, port, ...(localAddress === undefined ? {} : { localAddress }) });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
