@@ -2,14 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { loadPolicyFile, locateInPolicy } from '../config/policy-loader.js';
 import { ConfigError, formatConfigProblem, PortcullisError } from '../core/errors.js';
 import { findHostOverlaps } from '../policy/host-overlaps.js';
+import { findUnreachableRules } from '../policy/unreachable-rules.js';
 import { checkCertificates } from '../tls/certificate-check.js';
 import { formatCertificateProblem } from '../tls/certificate-problem.js';
 import { parseCommandArgs } from './usage-error.js';
 
 export const CHECK_HELP = `Usage: portcullis check FILE
 
-Validates a policy file without starting anything (a site host pattern that an
-earlier site covers, so it can never choose its site, is a problem too), and
+Validates a policy file without starting anything, and reports what it can
+never use as a problem too: a site host pattern an earlier site covers (it can
+never choose its site), and a rule whose every request an earlier block on the
+same site refuses first (on every site where the rule is in force). Then it
 reads and checks the TLS certificates it names (tls.certificates,
 tls.certbot_live) as serve would.
 Exits 0 when all is valid; otherwise prints one line per problem, as
@@ -32,9 +35,9 @@ export async function runCheck(args: string[], out: NodeJS.WritableStream, err: 
   const file = positionals[0] as string;
   try {
     const config = await loadPolicyFile(file);
-    // Valid, but a site some host pattern can never choose: the first matching site wins, as in Apache.
-    const overlaps = findHostOverlaps(config);
-    if (overlaps.length > 0) throw new ConfigError(locateInPolicy(await readFile(file, 'utf8'), file, overlaps));
+    // Valid, but dead: a site some host pattern can never choose (the first matching site wins, as in Apache), or a rule an earlier block always answers for.
+    const dead = [...findHostOverlaps(config), ...findUnreachableRules(config)];
+    if (dead.length > 0) throw new ConfigError(locateInPolicy(await readFile(file, 'utf8'), file, dead));
     // The certificates the policy names are read and checked as serve would, so a bad renewal is found before a reload keeps the old one.
     const certificates = await checkCertificates(config.tls);
     if (certificates.problems.length > 0) {

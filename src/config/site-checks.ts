@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { blockRuleName, type NameableBlock } from '../policy/block-rule-name.js';
+import { blockNameKey, blockRuleName, type NameableBlock } from '../policy/block-rule-name.js';
 import { suggestClosest } from './did-you-mean.js';
 
 /*
@@ -40,8 +40,7 @@ function namedRules(lists: RuleLists, at: Path): { name: string; path: Path; nam
   return [
     ...lists.limits.map((rule, index) => ({ name: rule.name, path: [...at, 'limits', index, 'name'], nameless: false })),
     ...lists.block.map((rule, index) => {
-      const key = rule.name !== undefined ? 'name' : rule.path !== undefined ? 'path' : rule.path_prefix !== undefined ? 'path_prefix' : 'path_regex';
-      return { name: blockRuleName(rule), path: [...at, 'block', index, key], nameless: rule.name === undefined };
+      return { name: blockRuleName(rule), path: [...at, 'block', index, blockNameKey(rule)], nameless: rule.name === undefined };
     }),
   ];
 }

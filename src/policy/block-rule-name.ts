@@ -15,3 +15,8 @@ export interface NameableBlock {
 export function blockRuleName(rule: NameableBlock): string {
   return rule.name ?? rule.path ?? rule.path_prefix ?? `regex:${rule.path_regex ?? ''}`;
 }
+
+/** The key of a `block` entry that gives its name, where a problem with the rule as a whole is reported. */
+export function blockNameKey(rule: NameableBlock): 'name' | 'path' | 'path_prefix' | 'path_regex' {
+  return rule.name !== undefined ? 'name' : rule.path !== undefined ? 'path' : rule.path_prefix !== undefined ? 'path_prefix' : 'path_regex';
+}

@@ -1,5 +1,6 @@
 import type { PolicyConfig, SiteConfig } from '../config/schema.js';
 import { CidrSet } from '../identity/cidr-set.js';
+import { blockRuleName } from './block-rule-name.js';
 import { compileBlock, compileLimits, type BucketOwner, type CompiledBlockRule, type CompiledLimitRule } from './compiled-rules.js';
 import { parseHostPattern, type HostPattern } from './host-pattern.js';
 import { MethodIndex } from './method-rules.js';
@@ -71,8 +72,7 @@ export function compileSites(config: PolicyConfig, global: GlobalRules): { sites
 function compileSite(config: PolicyConfig, site: SiteConfig, global: GlobalRules): CompiledSite {
   const own = compileLimits(site.limits, site.name);
   const ownBlocks = site.block.map(compileBlock);
-  // A site rule of the same name replaces the global one, whichever kind either is.
-  const dropped = new Set([...site.disable, ...own.rules.map((rule) => rule.name), ...ownBlocks.map((rule) => rule.name)]);
+  const dropped = droppedGlobalRules(site);
   const limits = [...own.rules, ...global.limits.filter((rule) => !dropped.has(rule.name))];
   return {
     name: site.name,
@@ -84,4 +84,9 @@ function compileSite(config: PolicyConfig, site: SiteConfig, global: GlobalRules
     owner: own.rules.length === 0 ? null : own.owner,
     shadowLimits: new Set(limits.filter((rule) => rule.shadow).map((rule) => rule.name)),
   };
+}
+
+/** The names of the global rules that do not apply on `site`: those it disables, and those a site rule of the same name replaces, whichever kind either is. */
+export function droppedGlobalRules(site: SiteConfig): ReadonlySet<string> {
+  return new Set([...site.disable, ...site.limits.map((rule) => rule.name), ...site.block.map(blockRuleName)]);
 }

@@ -178,7 +178,7 @@ function compileRegex(spec: Extract<PathPatternSpec, { kind: 'regex' }>): PathPa
  * could never match: no leading `/`, `?`/`#`, bad escapes, control
  * characters, and paths that are not normalised.
  */
-function canonicalPatternPath(raw: unknown, what: string): string {
+export function canonicalPatternPath(raw: unknown, what: string): string {
   if (typeof raw !== 'string') throw new Error(`${what} must be a string, got ${JSON.stringify(raw)}`);
   if (raw.charCodeAt(0) !== SLASH) throw new Error(`${what} must start with "/", got ${JSON.stringify(raw)}`);
   if (/[?#]/.test(raw)) {
@@ -202,7 +202,7 @@ function canonicalPatternPath(raw: unknown, what: string): string {
 }
 
 /** `/a/xmlrpc.php` → [`/a/xmlrpc`]; `/a/b.tar.gz` → [`/a/b`, `/a/b.tar`]; `/a/.env` → []. */
-function multiViewsNames(path: string): string[] {
+export function multiViewsNames(path: string): string[] {
   const segmentStart = path.lastIndexOf('/') + 1;
   const names: string[] = [];
   for (let dot = path.indexOf('.', segmentStart + 1); dot >= 0; dot = path.indexOf('.', dot + 1)) {
@@ -236,6 +236,6 @@ function startsWithFolded(view: string, prefix: string, insensitive: boolean): b
 }
 
 /** ASCII-only lowercase (A–Z), leaving other bytes alone. */
-function foldIf(insensitive: boolean, s: string): string {
+export function foldIf(insensitive: boolean, s: string): string {
   return insensitive ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s;
 }

@@ -45,4 +45,32 @@ describe('portcullis check, on sites', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`${file}:4:15: sites[0].disable[0]: no global rule is named "xmlrpc" (there are none)`);
   });
+
+  it('reports a rule that can never match with FILE:LINE:COL and exits 1, after the host overlaps', async () => {
+    const file = join(dir, 'unreachable.yaml');
+    await writeFile(
+      file,
+      `block:
+  - path: /xmlrpc.php
+limits:
+  - name: xmlrpc
+    methods: [POST]
+    paths: [/xmlrpc.php]
+    per_ip: { rate: 5/min, burst: 5 }
+sites:
+  - name: all
+    hosts: ["*.example.org"]
+  - name: blog
+    hosts: [blog.example.org]
+`,
+    );
+    const result = await runCli(['check', file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.split('\n')).toEqual([
+      `${file}:12:13: sites[1].hosts[0]: blog.example.org can never choose site blog: *.example.org of site all (sites[0].hosts[0]) comes first and matches every name it does; move site blog before it`,
+      `${file}:4:11: limits[0]: rule xmlrpc can never match: block /xmlrpc.php (block[0]) refuses every POST /xmlrpc.php first`,
+      `${file}: 2 problems`,
+      '',
+    ]);
+  });
 });
