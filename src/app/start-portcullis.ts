@@ -145,12 +145,13 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   // One pair of forwarders per upstream the listeners and sites name (usually one). One closer for
   // all, pushed before the listeners': a reload that adds a site upstream adds its forwarders to
   // `routes`, and they too are closed only after the listeners have drained.
-  const routes = new Map<string, UpstreamRoute>();
+  const routes = new Map<string, UpstreamRoute & { readonly forwarder: UndiciForwarder }>();
   closers.push('forwarders', routes, async () => {
     const results = await Promise.allSettled([...routes.values()].flatMap((route) => [route.forwarder.close(), route.websockets.close()]));
     const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   });
+  // A site upstream's pool follows its cap at each reload; the default one's cap is restart-only.
   const routeTo = (upstream: string, connections?: number): UpstreamRoute => {
     let route = routes.get(upstream);
     if (route === undefined) {
@@ -158,6 +159,8 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
       const websockets = new WebSocketForwarder({ upstream, handshakeTimeoutMs: config.timeouts.upstream_headers }, logger);
       route = { upstream, forwarder, websockets };
       routes.set(upstream, route);
+    } else if (connections !== undefined) {
+      route.forwarder.resize(connections);
     }
     return route;
   };

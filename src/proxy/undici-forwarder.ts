@@ -31,21 +31,36 @@ export interface UndiciForwarderOptions {
  * straight on while the client keeps up and buffers only when it does not.
  */
 export class UndiciForwarder implements Forwarder {
-  readonly #pool: Pool;
+  #options: UndiciForwarderOptions;
+  #pool: Pool;
+  /** Pools replaced by resize, finishing the requests they already carry. */
+  readonly #draining = new Set<Promise<void>>();
   readonly #maxBodyBytes: number;
 
   constructor(options: UndiciForwarderOptions) {
+    this.#options = options;
     this.#maxBodyBytes = options.maxBodyBytes;
-    this.#pool = new Pool(options.upstream, {
-      connections: options.connections,
-      pipelining: 1,
-      headersTimeout: options.headersTimeoutMs,
-      bodyTimeout: options.bodyTimeoutMs,
-      connect: { timeout: options.connectTimeoutMs },
-      // Apache closes idle connections after KeepAliveTimeout (5 s by default);
-      // undici also honours the `Keep-Alive: timeout=` hint Apache sends.
-      keepAliveTimeout: 4_000,
-    });
+    this.#pool = createPool(options);
+  }
+
+  /** The pool's size now; see {@link resize}. */
+  get connections(): number {
+    return this.#options.connections;
+  }
+
+  /**
+   * Gives the upstream a pool of `connections` (a reload changed its cap):
+   * undici cannot resize a pool, so new requests go to a new one while the
+   * old one finishes what it carries, then closes.
+   */
+  resize(connections: number): void {
+    if (connections === this.#options.connections) return;
+    const old = this.#pool;
+    this.#options = { ...this.#options, connections };
+    this.#pool = createPool(this.#options);
+    const draining = old.close().catch(() => undefined);
+    this.#draining.add(draining);
+    void draining.then(() => this.#draining.delete(draining));
   }
 
   async forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity, target: OriginFormTarget, buffering?: ForwardBuffering): Promise<ForwardOutcome> {
@@ -118,8 +133,21 @@ export class UndiciForwarder implements Forwarder {
   }
 
   async close(): Promise<void> {
-    await this.#pool.close();
+    await Promise.all([this.#pool.close(), ...this.#draining]);
   }
+}
+
+function createPool(options: UndiciForwarderOptions): Pool {
+  return new Pool(options.upstream, {
+    connections: options.connections,
+    pipelining: 1,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    connect: { timeout: options.connectTimeoutMs },
+    // Apache closes idle connections after KeepAliveTimeout (5 s by default);
+    // undici also honours the `Keep-Alive: timeout=` hint Apache sends.
+    keepAliveTimeout: 4_000,
+  });
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);

@@ -33,6 +33,21 @@ async function origin(name: string) {
 
 type Origin = Awaited<ReturnType<typeof origin>>;
 
+const POLICY = (phabUrl: string, phabCap = 1): string => `concurrency: { upstream_max: 2, per_client_max: 2, queue_max: 8, per_client_queue_max: 8, queue_timeout: 300ms }
+block:
+  - path: /xmlrpc.php
+sites:
+  - name: phab
+    hosts: [phab.test]
+    upstream: "${phabUrl}"
+    concurrency: { upstream_max: ${phabCap}, per_client_max: ${phabCap} }
+  - name: shop
+    hosts: [shop.test]
+    concurrency: { upstream_max: 1, per_client_max: 1 }
+  - name: blog
+    hosts: [blog.test, "*.blog.test"]
+`;
+
 describe('sites in the proxy: routing, caps, metrics, readiness', () => {
   let main: Origin;
   let phab: Origin;
@@ -44,20 +59,7 @@ describe('sites in the proxy: routing, caps, metrics, readiness', () => {
     phab = await origin('phab');
     proxy = await startTestProxy(
       main.url,
-      `concurrency: { upstream_max: 2, per_client_max: 2, queue_max: 8, per_client_queue_max: 8, queue_timeout: 300ms }
-block:
-  - path: /xmlrpc.php
-sites:
-  - name: phab
-    hosts: [phab.test]
-    upstream: "${phab.url}"
-    concurrency: { upstream_max: 1, per_client_max: 1 }
-  - name: shop
-    hosts: [shop.test]
-    concurrency: { upstream_max: 1, per_client_max: 1 }
-  - name: blog
-    hosts: [blog.test, "*.blog.test"]
-`,
+      POLICY(phab.url),
     );
   });
 
@@ -128,6 +130,21 @@ sites:
     expect(sample('site="",decision="rejected",rule="malformed"')).toBe(3);
     const sites = new Set([...metrics.matchAll(/^portcullis_site_requests_total\{site="([^"]*)"/gm)].map((match) => match[1]));
     expect(sites).toEqual(new Set(['phab', 'shop', 'blog', '_default_', '']));
+  });
+
+  it('a reload that raises a site upstream\'s cap grows its connection pool too, and keeps the old connections\' requests', async () => {
+    const before = get('phab.test', '/hold', '127.12.5.1');
+    await phab.holding(1);
+    await proxy.writePolicy(POLICY(phab.url, 3));
+    expect(await proxy.running.reload('test')).toEqual({ ok: true, restartNeeded: [] });
+    const after = [get('phab.test', '/hold', '127.12.5.2'), get('phab.test', '/hold', '127.12.5.3')];
+    // Three at the origin at once: the one from before the reload on the old pool, two on the new one.
+    const all = await Promise.race([phab.holding(3).then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3_000))]);
+    phab.release();
+    expect(all).toBe(true);
+    expect((await Promise.all([before, ...after])).map((response) => response.body)).toEqual(['phab released', 'phab released', 'phab released']);
+    await proxy.writePolicy(POLICY(phab.url));
+    expect((await proxy.running.reload('test')).ok).toBe(true);
   });
 
   it('checks every upstream in /readyz and reports each', async () => {
