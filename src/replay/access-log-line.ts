@@ -16,11 +16,13 @@ export interface LoggedRequest {
 }
 
 /**
- * `[vhost:port ]host ident user [time] "request" status bytes[ "referer" "agent"]`:
+ * `[vhost:port ]host ident user [time] "request" status bytes[ "referer" "agent"[ "portcullis:…"]]`:
  * vhost_combined, combined and common in one expression (vhost_combined has
- * four fields before the time, the others three).
+ * four fields before the time, the others three). The last field is what
+ * portcullis appends to the requests it answered itself (`access_log_refused`);
+ * any other extra field is not one of these formats.
  */
-const LINE = /^(?:(\S+) )?(\S+) \S+ \S+ \[(\d{2})\/([A-Z][a-z]{2})\/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\] "((?:[^"\\]|\\.)*)" (\d{3}) (?:\d+|-)(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)")?\s*$/;
+const LINE = /^(?:(\S+) )?(\S+) \S+ \S+ \[(\d{2})\/([A-Z][a-z]{2})\/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\] "((?:[^"\\]|\\.)*)" (\d{3}) (?:\d+|-)(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)"(?: "portcullis:(?:[^"\\]|\\.)*")?)?\s*$/;
 
 const MONTHS: Readonly<Record<string, number>> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
 

@@ -19,6 +19,19 @@ describe('parseAccessLogLine', () => {
     expect(parseAccessLogLine('shop.example.org:443 192.0.2.8 - - [01/Dec/2026:00:00:00 +0000] "GET /cart HTTP/1.1" 200 5 "-" "Mozilla/5.0"')).toMatchObject({ vhost: 'shop.example.org', client: '192.0.2.8', target: '/cart' });
   });
 
+  it('reads a line of portcullis\'s own log with its trailing refusal field (access_log_refused), as the combined line before it', () => {
+    const combined = '192.0.2.7 - - [01/Dec/2026:00:00:00 +0000] "POST /xmlrpc.php HTTP/1.1" 403 10 "-" "curl/8.0"';
+    const expected = parseAccessLogLine(combined);
+    expect(expected).not.toBeNull();
+    expect(parseAccessLogLine(`${combined} "portcullis:block:/xmlrpc.php"`)).toEqual(expected);
+    expect(parseAccessLogLine(`${combined} "portcullis:reject:more than one \\"Host\\" header"`)).toEqual(expected);
+    expect(parseAccessLogLine(`site.example:80 ${combined} "portcullis:ban:192.0.2.0/24"`)).toMatchObject({ vhost: 'site.example', client: '192.0.2.7' });
+    // One extra field at most, and only after a whole combined line.
+    expect(parseAccessLogLine(`${combined} "portcullis:block:x" "more"`)).toBeNull();
+    expect(parseAccessLogLine(`${combined} "198.51.100.9"`)).toBeNull();
+    expect(parseAccessLogLine('192.0.2.7 - - [01/Dec/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 - "portcullis:limit:x"')).toBeNull();
+  });
+
   it('undoes Apache\'s escaping, so the target is the bytes the client sent', () => {
     expect(parseAccessLogLine('192.0.2.7 - - [01/Dec/2026:00:00:00 +0000] "GET /a\\\\..\\\\xmlrpc.php?q=\\"x\\"\\xc3\\xa9 HTTP/1.1" 404 0 "-" "-"')?.target).toBe('/a\\..\\xmlrpc.php?q="x"\u00c3\u00a9');
   });
