@@ -13,6 +13,8 @@ export interface LoggedRequest {
   readonly status: number;
   /** `%{User-Agent}i`; null in common or when logged as `-`. */
   readonly userAgent: string | null;
+  /** `%{X-Forwarded-For}i` of a custom format, when logged: believed only when `client` is a trusted proxy. */
+  readonly forwardedFor?: string;
 }
 
 /**

@@ -1,7 +1,10 @@
+import { LRUCache } from 'lru-cache';
 import type { PolicyConfig } from '../config/schema.js';
 import { assembleEngine, type AssembledEngine } from '../engine/engine-assembly.js';
-import { makeClientKey, parseClientAddress, type ClientKey } from '../identity/client-key.js';
+import { ClientResolver } from '../identity/client-resolver.js';
+import { DEFAULT_SITE_NAME } from '../policy/compiled-site.js';
 import type { TimedRequest } from './time-ordered-feed.js';
+import { looksLikeVisitor, newActivity, recordActivity, type ClientActivity } from './visitor-profile.js';
 
 /** What the replayed policy did with the requests of one client (or prefix). */
 export interface Offender {
@@ -13,6 +16,19 @@ export interface Offender {
   banMs: number | null;
   /** The rule that refused it first. */
   firstRule: string;
+  /** The site whose rules refused it first; null for the top-level policy. */
+  firstSite: string | null;
+}
+
+/** A client refused at least once, never banned, whose requests look like an ordinary visitor's: a false-positive suspect. */
+export interface Collateral {
+  readonly client: string;
+  readonly requests: number;
+  readonly refused: number;
+  readonly firstRefusedMs: number;
+  readonly rule: string;
+  readonly site: string | null;
+  readonly userAgent: string | null;
 }
 
 /** One minute of the timeline. */
@@ -34,17 +50,28 @@ export interface ReplayResult {
   readonly offenders: readonly Offender[];
   /** Lines whose client is not an address (a hostname logged by `HostnameLookups On`, say). */
   readonly unusableClients: number;
+  /** Refused but never banned, and looking like ordinary visitors; most requests first. */
+  readonly collateral: readonly Collateral[];
+  /** Requests per site the policy chose (site names, `_default_`). */
+  readonly bySite: Readonly<Record<string, number>>;
+  /** Requests whose line names no host while the policy has sites: decided by the default site. */
+  readonly withoutHost: number;
 }
 
 /** Offenders remembered, at most: the rest only count in the totals. */
 const MAX_OFFENDERS = 100_000;
+/** Clients whose activity is remembered for the collateral report, least recently seen forgotten first. */
+const MAX_ACTIVITIES = 200_000;
 
 /**
  * Runs logged requests through the engine exactly as `serve` assembles it,
  * with the log's own timestamps as the clock: strikes, bans, prefix bans,
  * allowlists and shadow rules behave as they would have live. A request
  * from a client while it was banned counts as a `ban` decision: dropped (by
- * the kernel, with a kernel backend) before it reached Apache.
+ * the kernel, with a kernel backend) before it reached Apache. A line's
+ * host (`%v`/`%V`) chooses the site as the proxy would; its client is the
+ * logged address, or with a trusted proxy's address the client its
+ * `%{X-Forwarded-For}i` names, as the live resolver reads it.
  */
 export class ReplaySession {
   readonly #assembled: AssembledEngine;
@@ -52,7 +79,11 @@ export class ReplaySession {
   readonly #decisions = { allow: 0, limit: 0, block: 0, reject: 0, ban: 0 };
   readonly #timeline = new Map<number, MinuteCount>();
   readonly #offenders = new Map<string, Offender>();
-  readonly #clients = new Map<string, ClientKey | null>();
+  readonly #resolver: ClientResolver;
+  readonly #activities = new LRUCache<string, ClientActivity>({ max: MAX_ACTIVITIES });
+  readonly #bySite = new Map<string, number>();
+  readonly #hasSites: boolean;
+  #withoutHost = 0;
   #allowedBySecond = new Map<number, number>();
   #loggedBySecond = new Map<number, number>();
   #peakAllowed = 0;
@@ -62,11 +93,13 @@ export class ReplaySession {
   constructor(config: PolicyConfig) {
     this.#assembled = assembleEngine(config);
     this.#prefix = config.clients.prefix;
+    this.#resolver = new ClientResolver({ trustedProxies: this.#assembled.policy.trustedProxies, prefix: this.#prefix });
+    this.#hasSites = config.sites.length > 0;
     this.#assembled.ledger.onChange((change) => {
       if (change.kind !== 'added') return;
       const { ban } = change;
       this.#minute(ban.startedMs).bans++;
-      const offender = this.#offenders.get(ban.target) ?? (ban.scope === 'prefix' ? this.#offender(ban.target, ban.startedMs, 'prefix') : undefined);
+      const offender = this.#offenders.get(ban.target) ?? (ban.scope === 'prefix' ? this.#offender(ban.target, ban.startedMs, 'prefix', null) : undefined);
       if (offender !== undefined && offender.bannedAtMs === null) {
         offender.bannedAtMs = ban.startedMs;
         offender.banMs = ban.expiresMs - ban.startedMs;
@@ -76,7 +109,7 @@ export class ReplaySession {
 
   /** Decides one request at its instant. */
   decide({ request, atMs }: TimedRequest): void {
-    const client = this.#clientKey(request.client);
+    const client = this.#resolver.resolve(request.client, request.forwardedFor);
     const minute = this.#minute(atMs);
     minute.requests++;
     this.#countSecond(this.#loggedBySecond, atMs, 'logged');
@@ -84,7 +117,16 @@ export class ReplaySession {
       this.#unusable++;
       return;
     }
-    const decision = this.#assembled.engine.decide({ client, method: request.method, target: request.target }, atMs);
+    if (this.#hasSites && request.vhost === null) this.#withoutHost++;
+    // A host Apache served but the proxy would refuse (400) is decided by the default site: the replay asks what the rules do.
+    const policy = this.#assembled.policy;
+    const site = (request.vhost === null ? null : policy.selectSite(request.vhost)) ?? policy.selectSite(undefined);
+    const siteName = site?.name ?? DEFAULT_SITE_NAME;
+    this.#bySite.set(siteName, (this.#bySite.get(siteName) ?? 0) + 1);
+    let activity = this.#activities.get(client.ip);
+    if (activity === undefined) this.#activities.set(client.ip, (activity = newActivity(atMs)));
+    recordActivity(activity, request, atMs);
+    const decision = this.#assembled.engine.decide({ client, method: request.method, target: request.target, site }, atMs);
     this.#decisions[decision.action]++;
     if (decision.action === 'allow') {
       this.#countSecond(this.#allowedBySecond, atMs, 'allowed');
@@ -92,7 +134,8 @@ export class ReplaySession {
     }
     minute.refused++;
     const rule = decision.action === 'ban' ? 'ban' : decision.action === 'reject' ? 'malformed' : decision.rule;
-    const offender = this.#offenders.get(client.ip) ?? this.#offender(client.ip, atMs, rule);
+    const ruleSite = decision.action === 'ban' || siteName === DEFAULT_SITE_NAME ? null : siteName;
+    const offender = this.#offenders.get(client.ip) ?? this.#offender(client.ip, atMs, rule, ruleSite);
     if (offender !== undefined) offender.refused++;
   }
 
@@ -105,12 +148,34 @@ export class ReplaySession {
       timeline: [...this.#timeline.values()].sort((a, b) => a.minuteMs - b.minuteMs),
       offenders: [...this.#offenders.values()].sort((a, b) => b.refused - a.refused),
       unusableClients: this.#unusable,
+      collateral: this.#collateral(),
+      bySite: Object.fromEntries(this.#bySite),
+      withoutHost: this.#withoutHost,
     };
   }
 
-  #offender(target: string, atMs: number, rule: string): Offender | undefined {
+  #collateral(): Collateral[] {
+    const suspects: Collateral[] = [];
+    for (const offender of this.#offenders.values()) {
+      if (offender.bannedAtMs !== null || offender.firstRule === 'prefix') continue;
+      const activity = this.#activities.peek(offender.target);
+      if (activity === undefined || !looksLikeVisitor(activity)) continue;
+      suspects.push({
+        client: offender.target,
+        requests: activity.requests,
+        refused: offender.refused,
+        firstRefusedMs: offender.firstRefusedMs,
+        rule: offender.firstRule,
+        site: offender.firstSite,
+        userAgent: activity.lastAgent,
+      });
+    }
+    return suspects.sort((a, b) => b.requests - a.requests);
+  }
+
+  #offender(target: string, atMs: number, rule: string, site: string | null): Offender | undefined {
     if (this.#offenders.size >= MAX_OFFENDERS) return undefined;
-    const offender: Offender = { target, refused: 0, firstRefusedMs: atMs, bannedAtMs: null, banMs: null, firstRule: rule };
+    const offender: Offender = { target, refused: 0, firstRefusedMs: atMs, bannedAtMs: null, banMs: null, firstRule: rule, firstSite: site };
     this.#offenders.set(target, offender);
     return offender;
   }
@@ -130,17 +195,5 @@ export class ReplaySession {
     if (which === 'logged') this.#peakLogged = Math.max(this.#peakLogged, count);
     else this.#peakAllowed = Math.max(this.#peakAllowed, count);
     if (counts.size > 8) for (const key of counts.keys()) if (key < second - 4) counts.delete(key);
-  }
-
-  #clientKey(text: string): ClientKey | null {
-    let key = this.#clients.get(text);
-    if (key === undefined) {
-      const addr = parseClientAddress(text);
-      key = addr === null ? null : makeClientKey(addr, this.#prefix);
-      // Bounded like the proxy's tables: a log of millions of addresses must not keep them all.
-      if (this.#clients.size >= 100_000) this.#clients.clear();
-      this.#clients.set(text, key);
-    }
-    return key;
   }
 }
