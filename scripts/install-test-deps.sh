@@ -16,6 +16,7 @@ command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 # TLS tests: certificates made with openssl, real clients curl (with HTTP/2) and Node's http2.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+[ -x /usr/bin/systemd-analyze ] || packages+=(systemd)   # deploy tests: verify and score deploy/portcullis.service
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test setup: installing Debian packages: ${packages[*]}"
