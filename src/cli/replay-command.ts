@@ -1,42 +1,66 @@
-import { constants, createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { DEFAULT_POLICY_FILE, loadPolicyFile } from '../config/policy-loader.js';
 import { parseDurationMs } from '../config/duration.js';
 import { PortcullisError } from '../core/errors.js';
-import { parseAccessLogLine } from '../replay/access-log-line.js';
+import { parseAccessLogLine, type LoggedRequest } from '../replay/access-log-line.js';
+import { compileLogFormat, NAMED_LOG_FORMATS } from '../replay/log-format.js';
+import { compareReplays } from '../replay/replay-comparison.js';
 import { renderReplayReport, type ReplayInput } from '../replay/replay-report.js';
 import { ReplaySession } from '../replay/replay-session.js';
 import { TimeOrderedFeed } from '../replay/time-ordered-feed.js';
+import { inputSize, logLines, type InputPosition } from './replay-input.js';
+import { ReplayProgress } from './replay-progress.js';
 import { parseCommandArgs } from './usage-error.js';
 
-export const REPLAY_HELP = `Usage: portcullis replay [--config FILE] [--window 5s] [--json] LOGFILE...
+export const REPLAY_HELP = `Usage: portcullis replay [--config FILE] [--against FILE] [--format FORMAT]
+                         [--window 5s] [--json] LOGFILE...
 
-Runs a policy over Apache access logs (combined, common or vhost_combined,
-told apart line by line; .gz files and - for standard input too), through the
-same engine the proxy uses, on the log's own timestamps: who would have been
-limited, blocked and banned, and when; how much of the traffic would have
-reached Apache; a timeline per minute; the top offenders. Lines come out of
-order by up to the longest request (Apache logs a request when it ends,
-stamped with when it began): they are put back in order within --window.
-Malformed lines are counted and the first few shown, never fatal.
+Runs a policy over Apache access logs (.gz files and - for standard input
+too), through the same engine the proxy uses, on the log's own timestamps:
+who would have been limited, blocked and banned, and when; how much of the
+traffic would have reached Apache; a timeline per minute; the top offenders;
+and the collateral: clients refused but never banned whose requests look like
+an ordinary visitor's (mostly GET or HEAD, mostly served 2xx/3xx, a browser's
+User-Agent, spread over at least a minute at no more than one a second), the
+false-positive suspects. With a host in the log (vhost_combined, %v or %V)
+each request is decided by its site's rules. Lines come out of order by up to
+the longest request (Apache logs a request when it ends, stamped with when it
+began): they are put back in order within --window. Malformed lines are
+counted and the first few shown, never fatal.
 
 Options:
-  -c, --config FILE   the policy to try (default: the embedded one)
-  -w, --window TIME   how far out of order lines may be (default 5s)
-      --json          the whole result as JSON, for scripts
-  -h, --help          show this help`;
+  -c, --config FILE    the policy to try (default: the embedded one)
+      --against FILE   replay a second policy too and list the clients whose
+                       outcome (banned, refused, untouched) differs
+  -f, --format FORMAT  auto (default: combined, common and vhost_combined,
+                       told apart line by line), one of those names, or an
+                       Apache LogFormat string such as
+                       '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
+                       (%h %a %l %u %t %r %>s %s %b %B %O %I %D %T %p %v %V
+                       and %{Header}i; %a wins over %h, %V over %v, and
+                       %{X-Forwarded-For}i is believed from trusted proxies)
+  -w, --window TIME    how far out of order lines may be (default 5s)
+      --json           the whole result as JSON, for scripts
+      --progress       a progress line on stderr (default: when stderr is a
+                       terminal); --no-progress never
+  -h, --help           show this help`;
 
 const MALFORMED_EXAMPLES = 5;
 
 /** `portcullis replay`: returns the exit code. */
-export async function runReplay(args: string[], out: NodeJS.WritableStream): Promise<number> {
+export async function runReplay(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const { values, positionals } = parseCommandArgs('replay', {
     args,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, window: { type: 'string', short: 'w', default: '5s' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      against: { type: 'string' },
+      format: { type: 'string', short: 'f', default: 'auto' },
+      window: { type: 'string', short: 'w', default: '5s' },
+      json: { type: 'boolean' },
+      progress: { type: 'boolean' },
+      'no-progress': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     out.write(`${REPLAY_HELP}\n`);
@@ -45,56 +69,54 @@ export async function runReplay(args: string[], out: NodeJS.WritableStream): Pro
   if (positionals.length === 0) throw new PortcullisError('PC_ERR_USAGE', `replay needs at least one log file (or - for standard input)\nRun 'portcullis replay --help' for usage.`);
   const windowMs = parseDurationMs(values.window as string);
   if (windowMs === null || windowMs < 1000) throw new PortcullisError('PC_ERR_USAGE', `--window must be a duration of at least 1s like 5s, got "${values.window}"`);
+  const parse = lineReader(values.format as string);
   const config = await loadPolicyFile(values.config ?? DEFAULT_POLICY_FILE);
-  const session = new ReplaySession(config);
+  const sessions = [new ReplaySession(config)];
+  if (values.against !== undefined) sessions.push(new ReplaySession(await loadPolicyFile(values.against)));
+
+  const totalBytes = await inputSize(positionals);
+  const showProgress = values['no-progress'] !== true && (values.progress === true || (err as NodeJS.WriteStream).isTTY === true);
+  const progress = showProgress ? new ReplayProgress(err, totalBytes) : null;
+  const position: InputPosition = { bytesRead: 0 };
+  const bytesRead = () => position.bytesRead;
   const feed = new TimeOrderedFeed(Math.ceil(windowMs / 1000));
   const input = { lines: 0, malformed: 0, malformedExamples: [] as string[], late: 0 };
+  const decide = (request: LoggedRequest) => {
+    const due = feed.push(request);
+    for (const session of sessions) for (const timed of due) session.decide(timed);
+  };
   for (const file of positionals) {
-    if (file !== '-') {
-      await access(file, constants.R_OK).catch((error: Error) => {
-        throw new PortcullisError('PC_ERR_REPLAY_INPUT', `cannot read log ${file}: ${error.message}`, { cause: error });
-      });
-    }
-    let lineNumber = 0;
-    let readError: Error | null = null;
-    const stream = openLog(file, (error) => (readError = error));
-    for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
-      lineNumber++;
+    for await (const { line, lineNumber } of logLines(file, position)) {
+      progress?.line(bytesRead);
       if (line.trim() === '') continue;
       input.lines++;
-      const request = parseAccessLogLine(line);
+      const request = parse(line);
       if (request === null) {
         input.malformed++;
         if (input.malformedExamples.length < MALFORMED_EXAMPLES) input.malformedExamples.push(`${file}:${lineNumber}: ${line.slice(0, 200)}`);
         continue;
       }
-      for (const due of feed.push(request)) session.decide(due);
+      decide(request);
     }
-    if (readError !== null) throw new PortcullisError('PC_ERR_REPLAY_INPUT', `cannot read log ${file}: ${(readError as Error).message} (a truncated .gz?)`, { cause: readError });
   }
-  for (const due of feed.drain()) session.decide(due);
-  const result = session.result();
-  const done: ReplayInput = { ...input, late: feed.late };
-  out.write(values.json ? `${JSON.stringify({ input: done, ...result }, null, 2)}\n` : renderReplayReport(result, done));
+  const rest = feed.drain();
+  for (const session of sessions) for (const timed of rest) session.decide(timed);
+  progress?.finish();
+
+  const [result, other] = sessions.map((session) => session.result()) as [ReturnType<ReplaySession['result']>, ReturnType<ReplaySession['result']> | undefined];
+  const done: ReplayInput = { ...input, late: feed.late, format: values.format as string };
+  const comparison = other === undefined ? undefined : { file: values.against as string, result: other, differences: compareReplays(result, other) };
+  out.write(values.json ? `${JSON.stringify({ input: done, ...result, ...(comparison === undefined ? {} : { against: comparison }) }, null, 2)}\n` : renderReplayReport(result, done, comparison));
   return 0;
 }
 
-/** A log file as a stream of text: `-` is standard input, `.gz` is gunzipped. A read error ends the stream and goes to `onError`. */
-function openLog(file: string, onError: (error: Error) => void): Readable {
-  const raw: Readable = file === '-' ? process.stdin : createReadStream(file);
-  if (!file.endsWith('.gz')) {
-    raw.on('error', (error) => {
-      onError(error);
-      raw.destroy();
-    });
-    return raw;
+/** The line reader `--format` names. */
+function lineReader(format: string): (line: string) => LoggedRequest | null {
+  if (format === 'auto') return parseAccessLogLine;
+  const named = NAMED_LOG_FORMATS[format as keyof typeof NAMED_LOG_FORMATS] as string | undefined;
+  if (named === undefined && !format.includes('%')) {
+    throw new PortcullisError('PC_ERR_USAGE', `--format must be auto, ${Object.keys(NAMED_LOG_FORMATS).join(', ')} or an Apache LogFormat string, got "${format}"`);
   }
-  const gunzip = createGunzip();
-  const fail = (error: Error) => {
-    onError(error);
-    gunzip.end();
-  };
-  raw.on('error', fail);
-  gunzip.on('error', fail);
-  return raw.pipe(gunzip);
+  const compiled = compileLogFormat(named ?? format);
+  return (line) => compiled.parse(line);
 }

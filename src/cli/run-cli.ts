@@ -46,7 +46,7 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'reload':
         return await runReload(rest, process.stdout, process.stderr);
       case 'replay':
-        return await runReplay(rest, process.stdout);
+        return await runReplay(rest, process.stdout, process.stderr);
       case undefined:
       case 'help':
       case '-h':

@@ -1,3 +1,4 @@
+import type { ClientOutcome, OutcomeDifference } from './replay-comparison.js';
 import type { ReplayResult } from './replay-session.js';
 
 /** How the input went: lines read and what could not be used. */
@@ -8,19 +9,33 @@ export interface ReplayInput {
   readonly malformedExamples: readonly string[];
   /** Lines older than the reordering window allowed (decided late, not dropped). */
   readonly late: number;
+  /** `--format` as given: auto, a name, or a LogFormat string. */
+  readonly format: string;
+}
+
+/** A second policy replayed over the same lines (`--against`). */
+export interface ReplayComparison {
+  readonly file: string;
+  readonly result: ReplayResult;
+  readonly differences: readonly OutcomeDifference[];
 }
 
 const BAR_WIDTH = 40;
 const TOP_OFFENDERS = 10;
+const TOP_COLLATERAL = 20;
+const TOP_DIFFERENCES = 20;
 
-/** Renders a replay for a person: totals, what reached Apache, the timeline per minute, the top offenders. */
-export function renderReplayReport(result: ReplayResult, input: ReplayInput): string {
+/** Renders a replay for a person: totals, what reached Apache, the timeline per minute, the top offenders, the collateral, and the comparison with `--against`. */
+export function renderReplayReport(result: ReplayResult, input: ReplayInput, comparison?: ReplayComparison): string {
   const out: string[] = [];
   const d = result.decisions;
   const total = d.allow + d.limit + d.block + d.reject + d.ban;
   out.push(`portcullis replay: ${input.lines} lines, ${total} requests decided${input.malformed > 0 ? `, ${input.malformed} malformed lines skipped` : ''}${result.unusableClients > 0 ? `, ${result.unusableClients} with no client address` : ''}${input.late > 0 ? `, ${input.late} later than the reordering window` : ''}`);
   for (const example of input.malformedExamples) out.push(`  malformed: ${example}`);
   out.push('');
+  const sites = Object.entries(result.bySite);
+  if (sites.length > 1 || (sites.length === 1 && sites[0]?.[0] !== '_default_')) out.push(`by site: ${sites.map(([site, count]) => `${site} ${count}`).join(', ')}`);
+  if (result.withoutHost > 0) out.push(`note: the policy has sites, but ${result.withoutHost} lines name no host (use vhost_combined, or %v/%V in --format): the default site decided them`);
   out.push(`decisions: allowed ${d.allow}, limited ${d.limit}, blocked ${d.block}, rejected ${d.reject}, refused while banned ${d.ban}`);
   out.push(`reached Apache: ${d.allow} of ${total} requests (${percent(d.allow, total)}); busiest second ${result.reachedApache.peakPerSecond}/s, against ${result.loggedPeakPerSecond}/s as logged`);
   out.push('');
@@ -44,7 +59,48 @@ export function renderReplayReport(result: ReplayResult, input: ReplayInput): st
       out.push(`${offender.target.padEnd(19)} ${String(offender.refused).padStart(7)}  ${time(offender.firstRefusedMs)}  ${banned}  ${length.padEnd(7)} ${offender.firstRule}`);
     }
   }
+  out.push('');
+  renderCollateral(result, out);
+  if (comparison !== undefined) {
+    out.push('');
+    renderComparison(comparison, out);
+  }
   return `${out.join('\n')}\n`;
+}
+
+function renderCollateral(result: ReplayResult, out: string[]): void {
+  if (result.collateral.length === 0) {
+    out.push('collateral: no client that looks like an ordinary visitor was refused without being banned');
+    return;
+  }
+  out.push(`collateral: ${result.collateral.length} client${result.collateral.length === 1 ? '' : 's'} that look like ordinary visitors (mostly GET, served, a browser, spread over time) refused, never banned: false-positive suspects`);
+  out.push('client              requests  refused  first refused (UTC)  rule                 user agent');
+  for (const suspect of result.collateral.slice(0, TOP_COLLATERAL)) {
+    const rule = suspect.site === null ? suspect.rule : `${suspect.rule} on ${suspect.site}`;
+    out.push(`${suspect.client.padEnd(19)} ${String(suspect.requests).padStart(8)} ${String(suspect.refused).padStart(8)}  ${time(suspect.firstRefusedMs)}  ${rule.padEnd(20)} ${(suspect.userAgent ?? '-').slice(0, 40)}`);
+  }
+  if (result.collateral.length > TOP_COLLATERAL) out.push(`  … and ${result.collateral.length - TOP_COLLATERAL} more (--json lists all)`);
+}
+
+function renderComparison(comparison: ReplayComparison, out: string[]): void {
+  const other = comparison.result.decisions;
+  out.push(`against ${comparison.file}: reached Apache ${other.allow} requests, busiest second ${comparison.result.reachedApache.peakPerSecond}/s; ${comparison.result.collateral.length} collateral`);
+  if (comparison.differences.length === 0) {
+    out.push('  every client has the same outcome (banned, refused or untouched) under both policies');
+    return;
+  }
+  out.push(`  ${comparison.differences.length} client${comparison.differences.length === 1 ? '' : 's'} with another outcome:`);
+  out.push('  client              this policy                          against');
+  for (const difference of comparison.differences.slice(0, TOP_DIFFERENCES)) {
+    out.push(`  ${difference.target.padEnd(19)} ${describeOutcome(difference.policy).padEnd(36)} ${describeOutcome(difference.against)}`);
+  }
+  if (comparison.differences.length > TOP_DIFFERENCES) out.push(`  … and ${comparison.differences.length - TOP_DIFFERENCES} more (--json lists all)`);
+}
+
+function describeOutcome(outcome: ClientOutcome): string {
+  if (outcome.kind === 'untouched') return 'untouched';
+  if (outcome.kind === 'refused') return `refused ${outcome.refused}×`;
+  return `banned ${time(outcome.bannedAtMs as number).slice(11)} for ${duration(outcome.banMs as number)}, refused ${outcome.refused}×`;
 }
 
 function time(epochMs: number): string {

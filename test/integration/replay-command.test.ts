@@ -8,9 +8,10 @@ import { runCli } from '../support/cli.js';
 
 interface ReplayJson {
   input: { lines: number; malformed: number; malformedExamples: string[] };
+  bySite: Record<string, number>;
   decisions: Record<string, number>;
   reachedApache: { requests: number; peakPerSecond: number };
-  offenders: { target: string; refused: number; bannedAtMs: number | null; banMs: number | null; firstRule: string }[];
+  offenders: { target: string; refused: number; bannedAtMs: number | null; banMs: number | null; firstRule: string; firstSite: string | null }[];
 }
 
 /**
@@ -72,5 +73,89 @@ describe('portcullis replay', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('[PC_ERR_REPLAY_INPUT]');
     expect((await runCli(['replay'])).code).toBe(2);
+  });
+
+  it('decides a vhost_combined log per site: xmlrpc blocked and banned on one site, limited on the Jetpack one', async () => {
+    const policy = join(dir, 'sites.yaml');
+    await writeFile(
+      policy,
+      `escalation: { strikes: 6, window: 60s, ban: 10m }\nblock:\n  - name: xmlrpc\n    path: /xmlrpc.php\nsites:\n  - name: jetpack\n    hosts: [jetpack.test]\n    limits:\n      - name: xmlrpc\n        methods: [POST]\n        paths: [/xmlrpc.php]\n        per_ip: { rate: 6/min, burst: 3 }\n  - name: blog\n    hosts: [blog.test]\n`,
+    );
+    const lines: string[] = [];
+    for (let second = 0; second < 30; second++) {
+      const epochMs = ATTACK_START_MS + second * 1000;
+      if (second % 5 === 0) lines.push(combinedLine({ ip: '192.0.2.20', epochMs, method: 'POST', target: '/xmlrpc.php', vhost: 'jetpack.test', agent: 'Jetpack by WordPress.com' }));
+      lines.push(combinedLine({ ip: '2001:db8::66', epochMs, method: 'POST', target: '/xmlrpc.php', vhost: 'blog.test', agent: 'curl/8.0' }));
+    }
+    const log = join(dir, 'vhosts.log');
+    await writeFile(log, `${lines.join('\n')}\n`);
+    const result = await replay('--config', policy, log);
+    expect(result.bySite).toEqual({ jetpack: 6, blog: 30 });
+    const byTarget = new Map(result.offenders.map((offender) => [offender.target, offender]));
+    // The sixth refusal within 60 s bans: the blog flooder's sixth line is the second of second 5.
+    expect(byTarget.get('2001:db8::66')).toMatchObject({ firstRule: 'xmlrpc', firstSite: 'blog', bannedAtMs: ATTACK_START_MS + 5_500 });
+    expect(byTarget.get('192.0.2.20')).toMatchObject({ refused: 1, firstRule: 'xmlrpc', firstSite: 'jetpack', bannedAtMs: null });
+    // Jetpack every 5 s against a burst of 3 and one every 10 s: the sixth (at 25 s) is the only one limited.
+    expect(result.decisions).toMatchObject({ allow: 5, limit: 1, block: 6, ban: 24 });
+    expect(result.reachedApache.requests).toBe(5);
+  });
+
+  it('puts out-of-order lines back in order: the same bans as the log in order', async () => {
+    const ordered = seedAttackLog();
+    // Apache logs a request when it ends: move every 7th line up to 3 s later in the file.
+    const shuffled = [...ordered];
+    for (let i = shuffled.length - 1; i >= 0; i -= 7) {
+      const [line] = shuffled.splice(i, 1) as [string];
+      shuffled.splice(Math.min(shuffled.length, i + 600), 0, line);
+    }
+    const log = join(dir, 'shuffled.log');
+    await writeFile(log, `${shuffled.join('\n')}\n`);
+    const bans = (result: ReplayJson) => result.offenders.filter((offender) => offender.bannedAtMs !== null).map((offender) => [offender.target, offender.bannedAtMs]).sort();
+    expect(bans(await replay(log))).toEqual(bans(await replay(attackLog)));
+  });
+
+  it('reads a custom LogFormat: %a over %h, and X-Forwarded-For from a trusted proxy only', async () => {
+    const policy = join(dir, 'cdn.yaml');
+    await writeFile(policy, 'clients: { trusted_proxies: [10.0.0.0/8] }\nblock:\n  - path: /xmlrpc.php\n');
+    const lines = Array.from({ length: 20 }, (_, i) => `10.1.1.1 [24/Nov/2026:10:00:${String(i).padStart(2, '0')} +0000] "POST /xmlrpc.php HTTP/1.1" 403 "203.0.113.50, 10.1.1.1"`);
+    const log = join(dir, 'cdn.log');
+    await writeFile(log, `${lines.join('\n')}\n`);
+    const result = await replay('--config', policy, '--format', '%h %t "%r" %>s "%{X-Forwarded-For}i"', log);
+    expect(result.input.malformed).toBe(0);
+    expect(result.offenders.map((offender) => offender.target)).toContain('203.0.113.50');
+    expect(result.offenders.map((offender) => offender.target)).not.toContain('10.1.1.1');
+    const bad = await runCli(['replay', '--format', '%h "%r"', log]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('needs %t');
+  });
+
+  it('lists visitors a too strict policy refuses as collateral, and --against shows who fares otherwise', async () => {
+    const strict = join(dir, 'strict.yaml');
+    await writeFile(strict, 'limits:\n  - name: pages\n    methods: [GET]\n    per_ip: { rate: 1/min, burst: 5 }\nescalation: { strikes: 1000, window: 60s, ban: 10m }\n');
+    const day = Array.from({ length: 600 }, (_, i) => combinedLine({ ip: `198.51.100.${(i % 5) + 1}`, epochMs: ATTACK_START_MS + i * 1000, target: `/post/${i}` }));
+    const log = join(dir, 'day.log');
+    await writeFile(log, `${day.join('\n')}\n`);
+    const json = (await replay('--config', strict, '--against', 'config/portcullis.yaml', log)) as ReplayJson & {
+      collateral: { client: string; rule: string }[];
+      against: { differences: { target: string; policy: { kind: string }; against: { kind: string } }[] };
+    };
+    expect(json.collateral.map((suspect) => suspect.client).sort()).toEqual(['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4', '198.51.100.5']);
+    expect(json.collateral[0]?.rule).toBe('pages');
+    expect(json.against.differences).toHaveLength(5);
+    expect(json.against.differences[0]).toMatchObject({ policy: { kind: 'refused' }, against: { kind: 'untouched' } });
+    const text = await runCli(['replay', '--config', strict, '--against', 'config/portcullis.yaml', '--progress', log]);
+    expect(text.stdout).toMatch(/collateral: 5 clients that look like ordinary visitors/);
+    expect(text.stdout).toMatch(/^198\.51\.100\.\d +120 +\d+ +2026-11-24 10:\d\d:\d\d +pages/m);
+    expect(text.stdout).toMatch(/5 clients with another outcome:\n.*\n +198\.51\.100\.\d +refused \d+× +untouched/);
+  });
+
+  it('draws a progress line on stderr with lines per second and the time left', async () => {
+    const big = join(dir, 'big.log');
+    const lines = Array.from({ length: 60_000 }, (_, i) => combinedLine({ ip: `198.51.100.${(i % 200) + 1}`, epochMs: ATTACK_START_MS + Math.floor(i / 20) * 1000, target: `/p/${i}` }));
+    await writeFile(big, `${lines.join('\n')}\n`);
+    const result = await runCli(['replay', '--progress', big], { timeoutMs: 60_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/replay: \[[#.]{30}\] \d+ %, [\d,]+ lines, [\d,]+ lines\/s, \d+ s left/);
+    expect((await runCli(['replay', '--no-progress', big], { timeoutMs: 60_000 })).stderr).toBe('');
   });
 });
