@@ -173,7 +173,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
     (certificates === null
       ? undefined
       : { secure: certificates.serverOptions(), handshakeTimeoutMs: config.timeouts.tls_handshake, attach: (tlsServer) => certificates.attach(tlsServer) });
-  const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, config.access_log_format, logger, registry);
+  const accessLog = config.access_log === undefined ? null : await openAccessLog(config.access_log, config, logger, registry);
   if (accessLog !== null) closers.push('access log', accessLog, () => accessLog.close());
 
   const buffering = await startBuffering(config, { logger, registry, clock });
@@ -287,9 +287,9 @@ async function openCertificates(config: PolicyConfig, logger: Logger, registry: 
   return store;
 }
 
-async function openAccessLog(path: string, format: PolicyConfig['access_log_format'], logger: Logger, registry: Registry): Promise<AccessLog> {
+async function openAccessLog(path: string, config: PolicyConfig, logger: Logger, registry: Registry): Promise<AccessLog> {
   try {
-    return await AccessLog.open(path, { logger, registry, format });
+    return await AccessLog.open(path, { logger, registry, format: config.access_log_format, refusals: config.access_log_refused });
   } catch (error) {
     throw new PortcullisError('PC_ERR_ACCESS_LOG', `${(error as Error).message} (access_log in the policy)`, { cause: error });
   }

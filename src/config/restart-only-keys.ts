@@ -14,6 +14,7 @@ export const RESTART_ONLY_KEYS = [
   'state_dir',
   'access_log',
   'access_log_format',
+  'access_log_refused',
   'admin',
   'clients.prefix',
   'clients.max_tracked',

@@ -588,6 +588,15 @@ export const policySchema = z
      * first), so that `portcullis replay` and per-vhost log tools tell sites apart.
      */
     access_log_format: z.enum(['combined', 'vhost_combined'], { error: (issue) => `must be combined or vhost_combined, got ${describe(issue.input)}` }).default('combined'),
+    /**
+     * Also log the requests portcullis answered itself (blocked, limited,
+     * malformed, banned, 503 busy, body refused, redirected to HTTPS), each
+     * as the Apache line with portcullis's status and one trailing field
+     * `"portcullis:KIND:DETAIL"`, so `portcullis replay` of this log sees
+     * every request the engine saw. Off by default: the log stays exactly
+     * what Apache would write.
+     */
+    access_log_refused: z.boolean({ error: (issue) => expected('true or false', issue.input) }).default(false),
   })
   .superRefine((policy, ctx) => {
     const addresses = new Set<string>();

@@ -35,6 +35,15 @@ export interface AccessLogEntry {
   readonly vhost?: string | undefined;
   /** `%p` of vhost_combined: the port the client connected to. */
   readonly port?: number | undefined;
+  /**
+   * For a request portcullis answered itself instead of forwarding (logged
+   * only with `access_log_refused`): why, as `KIND:DETAIL`, e.g.
+   * `block:/xmlrpc.php`, `limit:login`, `ban:203.0.113.0/24` (see
+   * refusal-log-field.ts). Written as one extra quoted field after the
+   * combined ones, `"portcullis:block:/xmlrpc.php"`. Absent on a forwarded
+   * request, whose line stays exactly Apache's.
+   */
+  readonly refusal?: string | undefined;
 }
 
 /** Formats one entry as Apache's `vhost_combined`: `%v:%p` and then the `combined` line. */
@@ -48,6 +57,11 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
  * Formats one entry as an Apache `combined` line, without the trailing newline.
  * Every client-supplied field is escaped (see {@link escapeLogItem}), so the
  * line is printable ASCII and a client cannot end it early or forge another.
+ * An entry with a `refusal` gets it as one more quoted field at the end: the
+ * nine fields before it are unchanged, so a reader that takes the combined
+ * fields from the start of the line (goaccess, awstats, a fail2ban
+ * `failregex` without `$`) reads it as a combined line; Apache's own
+ * equivalent would be a trailing `"%{portcullis}n"` note.
  * `%l` and `%u` are always `-`: portcullis runs no identd lookup and does not
  * authenticate, and Apache writes `%u` only for a user it authenticated.
  *
@@ -60,7 +74,8 @@ export function formatCombinedLine(entry: AccessLogEntry, tzOffsetMinutes?: numb
   return (
     `${escapeLogItem(entry.clientIp)} - - ${formatApacheTime(entry.epochMs, tzOffsetMinutes)} ` +
     `"${escapeLogItem(`${entry.method} ${entry.target} HTTP/${entry.httpVersion}`)}" ${entry.status} ${bytes} ` +
-    `"${headerField(entry.referer)}" "${headerField(entry.userAgent)}"`
+    `"${headerField(entry.referer)}" "${headerField(entry.userAgent)}"` +
+    (entry.refusal === undefined ? '' : ` "portcullis:${escapeLogItem(entry.refusal)}"`)
   );
 }
 

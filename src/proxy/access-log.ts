@@ -30,6 +30,13 @@ export interface AccessLogDeps {
   readonly format?: 'combined' | 'vhost_combined';
   /** After a write error, how long before a logged request tries to reopen the file. @default 10_000 */
   readonly retryAfterErrorMs?: number;
+  /**
+   * Whether the proxy also logs the requests it answered itself (refusals,
+   * bans, 503s), each with a trailing `"portcullis:KIND:DETAIL"` field
+   * (`access_log_refused`). Off, the log is what Apache would write.
+   * @default false
+   */
+  readonly refusals?: boolean;
 }
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
@@ -38,7 +45,8 @@ const DEFAULT_RETRY_AFTER_ERROR_MS = 10_000;
 const FILE_MODE = 0o640;
 
 /**
- * An Apache `combined`-format log of forwarded requests, appended to a file.
+ * An Apache `combined`-format log of forwarded requests (and, with
+ * `refusals`, of those portcullis answered itself), appended to a file.
  * `record()` never blocks or throws: lines go through a write stream (which
  * batches them into one writev while a write is in flight); when the disk
  * falls behind by more than `maxBufferedBytes`, or after a write error, lines
@@ -49,6 +57,8 @@ const FILE_MODE = 0o640;
 export class AccessLog {
   /** The file written to; reopened by name on `reopen()`. */
   readonly path: string;
+  /** Requests portcullis answered itself are logged too (`access_log_refused`). */
+  readonly refusals: boolean;
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #metrics: AccessLogMetrics;
@@ -69,6 +79,7 @@ export class AccessLog {
 
   private constructor(path: string, deps: AccessLogDeps, handle: FileHandle) {
     this.path = path;
+    this.refusals = deps.refusals ?? false;
     this.#logger = deps.logger;
     this.#clock = deps.clock ?? systemClock;
     this.#metrics = accessLogMetrics(deps.registry);

@@ -17,7 +17,7 @@ import { hostApacheUses } from '../policy/request-host.js';
 import type { Admission, SiteDestination, SiteRouting } from './site-routing.js';
 import type { CompiledSite } from '../policy/compiled-site.js';
 import type { ClientConnections } from './client-connections.js';
-import type { AccessLog } from './access-log.js';
+import type { AccessLog, AccessLogEntry } from './access-log.js';
 import { BanTarpit } from './ban-tarpit.js';
 import type { RequestObserver } from './request-observer.js';
 import { bodyBytesOf, countBodyBytes } from './response-body-counter.js';
@@ -27,6 +27,7 @@ import { hasRequestBody } from './request-body-presence.js';
 import type { ForwardBuffering, ForwardOutcome } from './forwarder.js';
 import { writePlainResponse } from './plain-response.js';
 import { writeRefusal } from './refusal-response.js';
+import { decisionLogField } from './refusal-log-field.js';
 import { findFramingProblem } from './request-framing.js';
 import { isAcmeChallenge } from '../policy/acme-challenge.js';
 import { writeHttpsRedirect } from './https-redirect.js';
@@ -54,7 +55,7 @@ export interface ProxyServerParts {
   readonly upgraded: UpgradedConnections;
   readonly observer: RequestObserver;
   readonly connectionMetrics: ConnectionMetrics;
-  /** Apache `combined` log of forwarded requests; null: none. */
+  /** Apache `combined` log of forwarded requests (and of refused ones, with `access_log_refused`); null: none. */
   readonly accessLog: AccessLog | null;
   /** Per-site upstreams and caps (`sites:`); absent: every request goes where its listener sends it, under `slots`. */
   readonly sites?: SiteRouting;
@@ -315,6 +316,9 @@ export class ProxyServer {
     const decidedMs = clock.nowMs();
     const decision = engine.decide(request, decidedMs);
     observer.decided(request, decision, decidedMs);
+    // Called before the answer is written, so its body bytes are counted.
+    const logAnswer = (status: number, refusal: string) => this.#logAnswer(req, res, request, context, decidedMs, status, refusal);
+    if (decision.action !== 'allow') logAnswer(decision.status, decisionLogField(decision));
     if (decision.action === 'ban' && isHttp2(res)) {
       // HTTP/2 multiplexes: the answer goes at once, then GOAWAY ends the session;
       // the reconnect meets the ban at TCP accept, before any TLS work.
@@ -335,16 +339,19 @@ export class ProxyServer {
     }
     if (origin === null) return; // unreachable: the engine refuses what toOriginForm cannot read
     if (context.redirectHttps && request.acmeChallenge !== true) {
+      logAnswer(308, 'redirect:https');
       writeHttpsRedirect(res, req, origin.target);
       return;
     }
     if (origin.target === '*') {
       // `OPTIONS *` asks about the server, not a resource: answered here, as Apache would, without a worker.
+      logAnswer(200, 'options:*');
       writePlainResponse(res, 200, 'OK', { allow: 'OPTIONS, GET, HEAD, POST, PUT, DELETE, PATCH' });
       return;
     }
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > this.#limits.maxBodyBytes) {
+      logAnswer(413, 'body:too_large');
       writePlainResponse(res, 413, 'Request body too large', { connection: 'close' });
       return;
     }
@@ -353,11 +360,11 @@ export class ProxyServer {
     const buffered = this.#parts.buffering;
     const buffering =
       !buffered.buffers(origin.target) ? null
-      : hasRequestBody(req) ? await this.#receiveBody(req, res)
+      : hasRequestBody(req) ? await this.#receiveBody(req, res, logAnswer)
       : buffered.withoutBody;
     if (buffering === 'answered') return;
     const { route, slots } = this.#destinationOf(request, context);
-    const slot = await this.#admit(request, res, slots);
+    const slot = await this.#admit(request, res, slots, logAnswer);
     if (slot === null) return;
     const startedMs = clock.nowMs();
     const accessLog = this.#parts.accessLog;
@@ -378,30 +385,41 @@ export class ProxyServer {
     if (accessLog !== null) {
       // Logged once the client has it all (or left), so the byte count is what it received.
       await responseClosed(res);
-      accessLog.record({
-        clientIp: who.client.ip,
-        epochMs: arrivedEpochMs,
-        method: req.method as string,
-        target: req.url as string,
-        httpVersion: req.httpVersion,
-        status: res.statusCode,
-        bytes: bodyBytesOf(res),
-        ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }),
-        ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
-        vhost: logVhost(request.site, req),
-        port: context.port,
-      });
+      accessLog.record(logEntry(req, request, context, arrivedEpochMs, res.statusCode, bodyBytesOf(res)));
     }
+  }
+
+  /**
+   * With `access_log_refused`: a line for a request portcullis answers
+   * itself, stamped with when it was decided, as a forwarded one is. Call it
+   * before the answer is written: the line is written once the answer is out
+   * (or the client gone), with the body bytes the client was sent; the status
+   * is the one sent, or the one meant when the client left first (a held ban).
+   * `res` null: a raw socket (upgrade) whose answer has no body, logged at once.
+   */
+  #logAnswer(req: IncomingMessage, res: ServerResponse | null, request: RequestFacts, context: ListenerContext, decidedMs: number, status: number, refusal: string): void {
+    const { accessLog, wall, clock } = this.#parts;
+    if (accessLog === null || !accessLog.refusals) return;
+    const epochMs = wall.epochMs() - (clock.nowMs() - decidedMs);
+    if (res === null) {
+      accessLog.record({ ...logEntry(req, request, context, epochMs, status, 0), refusal });
+      return;
+    }
+    countBodyBytes(res);
+    void responseClosed(res).then(() => accessLog.record({ ...logEntry(req, request, context, epochMs, res.headersSent ? res.statusCode : status, bodyBytesOf(res)), refusal }));
   }
 
   /**
    * Receives the request body in full, for a buffered exchange; 'answered'
    * when the body was refused (413/503) or the client left.
    */
-  async #receiveBody(req: IncomingMessage, res: ServerResponse): Promise<ForwardBuffering | 'answered'> {
+  async #receiveBody(req: IncomingMessage, res: ServerResponse, logAnswer: AnswerLogger): Promise<ForwardBuffering | 'answered'> {
     const { buffering } = this.#parts;
     const receipt = await buffering.receiveBody(req, this.#limits.maxBodyBytes);
-    if (receipt.kind === 'refused') writeBodyRefusal(res, receipt.reason);
+    if (receipt.kind === 'refused') {
+      logAnswer(receipt.reason === 'too_large' || receipt.reason === 'needs_disk' ? 413 : 503, `body:${receipt.reason}`);
+      writeBodyRefusal(res, receipt.reason);
+    }
     if (receipt.kind === 'refused' || receipt.kind === 'client_gone') return 'answered';
     const body = receipt.kind === 'received' ? receipt.body : null;
     // However the exchange ends (refused in the queue, client gone), the body's buffer goes with it.
@@ -413,7 +431,7 @@ export class ProxyServer {
    * Waits for an upstream slot for `request`; null when none was given (the
    * client left, or it was refused: then answered 503 here, through `respond`).
    */
-  async #admit(request: RequestFacts, connection: ServerResponse | Duplex, slots: Admission): Promise<Slot | null> {
+  async #admit(request: RequestFacts, connection: ServerResponse | Duplex, slots: Admission, logAnswer: AnswerLogger): Promise<Slot | null> {
     const { observer, clock } = this.#parts;
     const slot = slots.tryAcquire(request.client.ip);
     if (slot !== null) return slot;
@@ -428,6 +446,7 @@ export class ProxyServer {
     if (typeof granted !== 'string') return granted;
     if (granted !== 'cancelled') {
       observer.notAdmitted(request, granted, clock.nowMs());
+      logAnswer(503, `busy:${granted}`);
       // An HTTP/2 stream's response is no http.ServerResponse but answers like one; only an upgrade's raw socket gets raw bytes.
       if (connection instanceof http.ServerResponse || isHttp2(connection)) writePlainResponse(connection as unknown as ServerResponse, 503, 'Server busy, try again shortly', { 'retry-after': '1' });
       else refuse(connection, 503, 'Service Unavailable');
@@ -447,8 +466,11 @@ export class ProxyServer {
     const decidedMs = this.#parts.clock.nowMs();
     const decision = this.#parts.engine.decide(request, decidedMs);
     this.#parts.observer.decided(request, decision, decidedMs);
+    // A raw socket: its answers have no body, so the line can be written at once.
+    const logAnswer = (status: number, refusal: string) => this.#logAnswer(req, null, request, context, decidedMs, status, refusal);
     if (decision.action !== 'allow') {
       const status = decision.status;
+      logAnswer(status, decisionLogField(decision));
       const answer = () => refuse(socket, status, http.STATUS_CODES[status] ?? 'Refused');
       // An Upgrade header must not be a way around the tarpit.
       if (decision.action === 'ban') this.#tarpit.answer(socket, answer);
@@ -456,6 +478,7 @@ export class ProxyServer {
       return;
     }
     if (origin === null || origin.target === '*') {
+      logAnswer(400, 'reject:no upgrade of this target');
       refuse(socket, 400, 'Bad Request');
       return;
     }
@@ -467,11 +490,12 @@ export class ProxyServer {
     if (!upgraded.tryOpen(who.client.ip, socket)) {
       // A cap a client can fill is a cap whose excess is a strike.
       this.#parts.engine.strikeWithoutRequest(who.client, 'connections', this.#parts.clock.nowMs());
+      logAnswer(503, 'busy:upgraded_per_client_max');
       refuse(socket, 503, 'Service Unavailable');
       return;
     }
     // The handshake itself is a request Apache works on (PHP answers it): it holds a slot like any other.
-    const slot = await this.#admit(request, socket, slots);
+    const slot = await this.#admit(request, socket, slots, logAnswer);
     if (slot === null) return;
     this.#upgraded.add(socket);
     socket.once('close', () => this.#upgraded.delete(socket));
@@ -494,6 +518,26 @@ export class ProxyServer {
     const client = resolver.resolveFromPeer(peer, req.headers['x-forwarded-for']);
     return { client, forwarding: { clientIp: client.ip, peerIp: peer.key.ip, peerTrusted: peer.trusted, proto: context.proto, port: context.port } };
   }
+}
+
+/** Logs a request portcullis answers itself (see `#logAnswer`): its status and `KIND:DETAIL`. */
+type AnswerLogger = (status: number, refusal: string) => void;
+
+/** The access-log facts of a request, for its `combined` line. */
+function logEntry(req: IncomingMessage, request: RequestFacts, context: ListenerContext, epochMs: number, status: number, bytes: number): AccessLogEntry {
+  return {
+    clientIp: request.client.ip,
+    epochMs,
+    method: req.method as string,
+    target: req.url as string,
+    httpVersion: req.httpVersion,
+    status,
+    bytes,
+    ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }),
+    ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
+    vhost: logVhost(request.site, req),
+    port: context.port,
+  };
 }
 
 /** Resolves when `res` is over: sent in full, or its connection gone. */

@@ -2,9 +2,10 @@ import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAccessLogLine } from '../../src/replay/access-log-line.js';
 import type { ApacheHandle } from '../support/apache.js';
 import { startApacheWithScripts } from '../support/apache-scripts.js';
-import { request } from '../support/http-client.js';
+import { rawRequest, request } from '../support/http-client.js';
 import { startTestProxy, type TestProxy } from '../support/portcullis.js';
 
 /** Apache's combined format: host, ident, user, [time], "request", status, bytes, "referer", "agent". */
@@ -62,5 +63,89 @@ describe('access log of forwarded requests', () => {
     const fresh = await lines(1);
     expect(fresh).toHaveLength(1);
     expect(fresh[0]).toMatch(/^127\.0\.95\.5 /);
+  });
+});
+
+describe('access_log_refused: the requests portcullis answered itself, in the same log', () => {
+  let apache: ApacheHandle;
+  let proxy: TestProxy;
+  let dir: string;
+  let path: string;
+
+  beforeAll(async () => {
+    apache = await startApacheWithScripts();
+    dir = await mkdtemp(join(tmpdir(), 'portcullis-refused-'));
+    path = join(dir, 'access.log');
+    proxy = await startTestProxy(
+      apache.url,
+      [
+        `access_log: "${path}"`,
+        'access_log_refused: true',
+        'block:\n  - path: /xmlrpc.php',
+        'limits:\n  - { name: pages, methods: [GET], paths: ["/limited/*"], per_ip: { rate: 1/m, burst: 1 } }',
+        'concurrency: { upstream_max: 1, per_client_max: 1, queue_max: 1, per_client_queue_max: 1, queue_timeout: 300ms }',
+        'escalation: { strikes: 3, window: 60s, tarpit: 0s }',
+        'request: { max_body: 1KiB }',
+      ].join('\n'),
+    );
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await apache?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Lines written so far, waiting (bounded) until there are `n`. */
+  async function lines(n: number): Promise<string[]> {
+    let found: string[] = [];
+    for (let i = 0; i < 150 && found.length < n; i++) {
+      found = (await readFile(path, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '');
+      if (found.length < n) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return found;
+  }
+
+  it('writes each refusal as the combined line with portcullis\'s status and one trailing "portcullis:KIND:DETAIL", and forwarded lines unchanged', async () => {
+    // Each client in its own /24, so no prefix ban mixes them up.
+    expect((await request(proxy.url, { path: '/index.html', localAddress: '127.96.1.1' })).status).toBe(200);
+    expect((await request(proxy.url, { method: 'POST', path: '/xmlrpc.php', body: 'x', localAddress: '127.96.2.1' })).status).toBe(403);
+    expect((await request(proxy.url, { path: '/limited/a', localAddress: '127.96.3.1' })).status).toBe(404);
+    expect((await request(proxy.url, { path: '/limited/a', localAddress: '127.96.3.1' })).status).toBe(429);
+    expect((await rawRequest(proxy.port, 'GET /index.html HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 5_000, '127.96.4.1')).status).toBe(400);
+    // Three strikes ban; the fourth request meets the ban. The ban closes the client's connections,
+    // which can cut the third one's answer: its line is still written, with the status meant.
+    for (let i = 0; i < 3; i++) {
+      const status = await request(proxy.url, { method: 'POST', path: '/xmlrpc.php', body: 'x', localAddress: '127.96.5.1' }).then((response) => response.status, () => 'cut');
+      expect(i < 2 ? [403] : [403, 'cut']).toContain(status);
+    }
+    expect((await request(proxy.url, { path: '/index.html', localAddress: '127.96.5.1' })).status).toBe(403);
+    // One slot: a slow request holds it, the next waits out its 300 ms in the queue.
+    const slow = request(proxy.url, { path: '/slow.cgi?1', localAddress: '127.96.6.1' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await request(proxy.url, { path: '/index.html', localAddress: '127.96.7.1' })).status).toBe(503);
+    expect((await slow).status).toBe(200);
+    expect((await request(proxy.url, { method: 'POST', path: '/echo.cgi', headers: { 'content-length': '2000' }, body: 'y'.repeat(2000), localAddress: '127.96.8.1' })).status).toBe(413);
+
+    const written = await lines(12);
+    expect(written).toHaveLength(12);
+    const byClient = (ip: string) => written.filter((line) => line.startsWith(`${ip} `));
+    /** The trailing field of a line, or null for a line that is exactly combined. */
+    const field = (line: string | undefined) => (COMBINED.test(line ?? '') ? null : (/ "(portcullis:[^"]*)"$/.exec(line ?? '')?.[1] ?? 'neither'));
+    expect(byClient('127.96.1.1').map(field)).toEqual([null]);
+    expect(byClient('127.96.2.1').map(field)).toEqual(['portcullis:block:/xmlrpc.php']);
+    expect(byClient('127.96.3.1').map(field)).toEqual([null, 'portcullis:limit:pages']);
+    expect(byClient('127.96.4.1').map(field)).toEqual(['portcullis:reject:more than one Host header']);
+    expect(byClient('127.96.5.1').map(field)).toEqual(['portcullis:block:/xmlrpc.php', 'portcullis:block:/xmlrpc.php', 'portcullis:block:/xmlrpc.php', 'portcullis:ban:127.96.5.1']);
+    expect(byClient('127.96.6.1').map(field)).toEqual([null]);
+    expect(byClient('127.96.7.1').map(field)).toEqual(['portcullis:busy:queue_timeout']);
+    expect(byClient('127.96.8.1').map(field)).toEqual(['portcullis:body:too_large']);
+    // The nine fields before it are a combined line with portcullis's own status and body bytes.
+    const refused = byClient('127.96.3.1')[1] as string;
+    const fields = new RegExp(COMBINED.source.slice(0, -1)).exec(refused);
+    expect(fields?.slice(3, 6)).toEqual(['GET /limited/a HTTP/1.1', '429', String(Buffer.byteLength('Too many requests\n'))]);
+    // Replay reads every one of them back, statuses as sent.
+    expect(written.map((line) => parseAccessLogLine(line)?.status)).toEqual(written.map((line) => Number(/" (\d{3}) /.exec(line)?.[1])));
+    expect(byClient('127.96.5.1').map((line) => parseAccessLogLine(line)?.status)).toEqual([403, 403, 403, 403]);
   });
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { escapeLogItem, formatApacheTime, formatCombinedLine, type AccessLogEntry } from '../../../src/proxy/access-log-format.js';
+import { escapeLogItem, formatApacheTime, formatCombinedLine, formatVhostCombinedLine, type AccessLogEntry } from '../../../src/proxy/access-log-format.js';
 
 /** The combined-format line as log tools parse it: nine fields, quoted ones may hold backslash escapes. */
 const COMBINED = /^(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-) "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)"$/;
@@ -58,6 +58,28 @@ describe('formatCombinedLine', () => {
 
   it('writes - for %l and %u: portcullis neither asks identd nor authenticates', () => {
     expect(COMBINED.exec(formatCombinedLine(entry(), 0))?.slice(2, 4)).toEqual(['-', '-']);
+  });
+});
+
+describe('a request portcullis answered itself (access_log_refused)', () => {
+  /** The nine combined fields, not anchored at the end: how goaccess and most combined readers take a line. */
+  const COMBINED_PREFIX = new RegExp(COMBINED.source.slice(0, -1));
+
+  it('is the combined line, byte for byte, and one more quoted field "portcullis:KIND:DETAIL"', () => {
+    const refused = entry({ method: 'POST', target: '/xmlrpc.php', status: 403, bytes: 10, refusal: 'block:/xmlrpc.php' });
+    const line = formatCombinedLine(refused, 0);
+    expect(line).toBe(`${formatCombinedLine({ ...refused, refusal: undefined }, 0)} "portcullis:block:/xmlrpc.php"`);
+    expect(COMBINED_PREFIX.exec(line)?.slice(5, 8)).toEqual(['POST /xmlrpc.php HTTP/1.1', '403', '10']);
+    expect(COMBINED.test(line)).toBe(false);
+  });
+
+  it('leaves a forwarded request\'s line as Apache writes it: no extra field', () => {
+    expect(formatCombinedLine(entry(), 0)).toMatch(COMBINED);
+  });
+
+  it('escapes the detail like any other field, and follows vhost_combined too', () => {
+    expect(formatCombinedLine(entry({ refusal: 'reject:a "quoted"\nreason' }), 0)).toMatch(/ "portcullis:reject:a \\"quoted\\"\\nreason"$/);
+    expect(formatVhostCombinedLine(entry({ vhost: 'shop.test', port: 80, refusal: 'ban:203.0.113.0/24' }), 0)).toMatch(/^shop\.test:80 203\.0\.113\.7 .* "portcullis:ban:203\.0\.113\.0\/24"$/);
   });
 });
 
