@@ -126,9 +126,11 @@ describe('access_log_refused: the requests portcullis answered itself, in the sa
     expect((await request(proxy.url, { path: '/index.html', localAddress: '127.96.7.1' })).status).toBe(503);
     expect((await slow).status).toBe(200);
     expect((await request(proxy.url, { method: 'POST', path: '/echo.cgi', headers: { 'content-length': '2000' }, body: 'y'.repeat(2000), localAddress: '127.96.8.1' })).status).toBe(413);
+    // An Upgrade is refused on the raw socket, with no body.
+    expect((await rawRequest(proxy.port, 'GET /xmlrpc.php HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', 5_000, '127.96.9.1')).status).toBe(403);
 
-    const written = await lines(12);
-    expect(written).toHaveLength(12);
+    const written = await lines(13);
+    expect(written).toHaveLength(13);
     const byClient = (ip: string) => written.filter((line) => line.startsWith(`${ip} `));
     /** The trailing field of a line, or null for a line that is exactly combined. */
     const field = (line: string | undefined) => (COMBINED.test(line ?? '') ? null : (/ "(portcullis:[^"]*)"$/.exec(line ?? '')?.[1] ?? 'neither'));
@@ -140,6 +142,8 @@ describe('access_log_refused: the requests portcullis answered itself, in the sa
     expect(byClient('127.96.6.1').map(field)).toEqual([null]);
     expect(byClient('127.96.7.1').map(field)).toEqual(['portcullis:busy:queue_timeout']);
     expect(byClient('127.96.8.1').map(field)).toEqual(['portcullis:body:too_large']);
+    expect(byClient('127.96.9.1').map(field)).toEqual(['portcullis:block:/xmlrpc.php']);
+    expect(byClient('127.96.9.1')[0]).toContain('"GET /xmlrpc.php HTTP/1.1" 403 - ');
     // The nine fields before it are a combined line with portcullis's own status and body bytes.
     const refused = byClient('127.96.3.1')[1] as string;
     const fields = new RegExp(COMBINED.source.slice(0, -1)).exec(refused);
