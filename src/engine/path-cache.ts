@@ -36,10 +36,13 @@ export class PathCache {
   /** {@link normalizeRequestPath} of `target`, from the cache when it was asked for recently. */
   normalize(target: string): RequestPathResult {
     if (target.length > PATH_CACHE_MAX_TARGET_CHARS) return normalizeRequestPath(target);
-    let result = this.#results.get(target);
+    // The query never changes the views (nor is it checked), so `/p?a` and `/p?b` share one entry.
+    const query = target.indexOf('?');
+    const key = query < 0 ? target : target.slice(0, query);
+    let result = this.#results.get(key);
     if (result === undefined) {
-      result = normalizeRequestPath(target);
-      this.#results.set(target, result);
+      result = normalizeRequestPath(key);
+      this.#results.set(key, result);
     }
     return result;
   }

@@ -8,8 +8,10 @@ export function parseApacheTime(text: string): number | null {
   if (m === null) return null;
   const month = MONTHS[m[2] as string];
   if (month === undefined) return null;
+  const [day, hour, minute, second] = [Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6])];
+  if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return null;
   const offsetMin = (Number(m[8]) * 60 + Number(m[9])) * (m[7] === '-' ? -1 : 1);
-  return Date.UTC(Number(m[3]), month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6])) - offsetMin * 60_000;
+  return Date.UTC(Number(m[3]), month, day, hour, minute, second) - offsetMin * 60_000;
 }
 
 /** Undoes Apache's log escaping: `\"`, `\\` and `\xhh` (control and non-ASCII bytes), back to one character per byte as Node's `req.url` has them. */

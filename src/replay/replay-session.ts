@@ -1,10 +1,10 @@
-import { LRUCache } from 'lru-cache';
 import type { PolicyConfig } from '../config/schema.js';
 import { assembleEngine, type AssembledEngine } from '../engine/engine-assembly.js';
+import { makeClientKey, parseClientAddress, type ClientKey } from '../identity/client-key.js';
 import { ClientResolver } from '../identity/client-resolver.js';
 import { DEFAULT_SITE_NAME } from '../policy/compiled-site.js';
 import type { TimedRequest } from './time-ordered-feed.js';
-import { looksLikeVisitor, newActivity, recordActivity, type ClientActivity } from './visitor-profile.js';
+import { ActivityTable, looksLikeVisitor, recordActivity } from './visitor-profile.js';
 
 /** What the replayed policy did with the requests of one client (or prefix). */
 export interface Offender {
@@ -62,6 +62,8 @@ export interface ReplayResult {
 const MAX_OFFENDERS = 100_000;
 /** Clients whose activity is remembered for the collateral report, least recently seen forgotten first. */
 const MAX_ACTIVITIES = 200_000;
+/** Address strings whose client key is remembered. */
+const CLIENT_CACHE_MAX = 100_000;
 
 /**
  * Runs logged requests through the engine exactly as `serve` assembles it,
@@ -80,14 +82,16 @@ export class ReplaySession {
   readonly #timeline = new Map<number, MinuteCount>();
   readonly #offenders = new Map<string, Offender>();
   readonly #resolver: ClientResolver;
-  readonly #activities = new LRUCache<string, ClientActivity>({ max: MAX_ACTIVITIES });
-  readonly #bySite = new Map<string, number>();
+  readonly #activities = new ActivityTable(MAX_ACTIVITIES);
+  /** Client keys of logged addresses, for lines without X-Forwarded-For: a Map, emptied when full, is cheaper per line than the resolver's LRU. */
+  readonly #clients = new Map<string, ClientKey | null>();
+  readonly #bySite = new Map<string, { name: string; count: number }>();
   readonly #hasSites: boolean;
   #withoutHost = 0;
-  #allowedBySecond = new Map<number, number>();
-  #loggedBySecond = new Map<number, number>();
-  #peakAllowed = 0;
-  #peakLogged = 0;
+  readonly #allowedPeak = new BusiestSecond();
+  readonly #loggedPeak = new BusiestSecond();
+  #lastMinute: MinuteCount | null = null;
+  #lastSite: { name: string; count: number } | null = null;
   #unusable = 0;
 
   constructor(config: PolicyConfig) {
@@ -109,10 +113,10 @@ export class ReplaySession {
 
   /** Decides one request at its instant. */
   decide({ request, atMs }: TimedRequest): void {
-    const client = this.#resolver.resolve(request.client, request.forwardedFor);
+    const client = request.forwardedFor === undefined ? this.#clientKey(request.client) : this.#resolver.resolve(request.client, request.forwardedFor);
     const minute = this.#minute(atMs);
     minute.requests++;
-    this.#countSecond(this.#loggedBySecond, atMs, 'logged');
+    this.#loggedPeak.count(atMs);
     if (client === null) {
       this.#unusable++;
       return;
@@ -122,14 +126,12 @@ export class ReplaySession {
     const policy = this.#assembled.policy;
     const site = (request.vhost === null ? null : policy.selectSite(request.vhost)) ?? policy.selectSite(undefined);
     const siteName = site?.name ?? DEFAULT_SITE_NAME;
-    this.#bySite.set(siteName, (this.#bySite.get(siteName) ?? 0) + 1);
-    let activity = this.#activities.get(client.ip);
-    if (activity === undefined) this.#activities.set(client.ip, (activity = newActivity(atMs)));
-    recordActivity(activity, request, atMs);
+    this.#countSite(siteName);
+    recordActivity(this.#activities.touch(client.ip, atMs), request, atMs);
     const decision = this.#assembled.engine.decide({ client, method: request.method, target: request.target, site }, atMs);
     this.#decisions[decision.action]++;
     if (decision.action === 'allow') {
-      this.#countSecond(this.#allowedBySecond, atMs, 'allowed');
+      this.#allowedPeak.count(atMs);
       return;
     }
     minute.refused++;
@@ -143,13 +145,13 @@ export class ReplaySession {
   result(): ReplayResult {
     return {
       decisions: { ...this.#decisions },
-      reachedApache: { requests: this.#decisions.allow, peakPerSecond: this.#peakAllowed },
-      loggedPeakPerSecond: this.#peakLogged,
+      reachedApache: { requests: this.#decisions.allow, peakPerSecond: this.#allowedPeak.peak },
+      loggedPeakPerSecond: this.#loggedPeak.peak,
       timeline: [...this.#timeline.values()].sort((a, b) => a.minuteMs - b.minuteMs),
       offenders: [...this.#offenders.values()].sort((a, b) => b.refused - a.refused),
       unusableClients: this.#unusable,
       collateral: this.#collateral(),
-      bySite: Object.fromEntries(this.#bySite),
+      bySite: Object.fromEntries([...this.#bySite].map(([site, counter]) => [site, counter.count])),
       withoutHost: this.#withoutHost,
     };
   }
@@ -182,18 +184,48 @@ export class ReplaySession {
 
   #minute(atMs: number): MinuteCount {
     const minuteMs = Math.floor(atMs / 60_000) * 60_000;
+    if (this.#lastMinute?.minuteMs === minuteMs) return this.#lastMinute;
     let minute = this.#timeline.get(minuteMs);
     if (minute === undefined) this.#timeline.set(minuteMs, (minute = { minuteMs, requests: 0, refused: 0, bans: 0 }));
+    this.#lastMinute = minute;
     return minute;
   }
 
-  /** Counts per second; only the current few seconds are kept, since the feed is in time order. */
-  #countSecond(counts: Map<number, number>, atMs: number, which: 'logged' | 'allowed'): void {
+  /** Lines of one site come in runs: the last site's counter is kept at hand. */
+  #countSite(name: string): void {
+    let counter = this.#lastSite ?? undefined;
+    if (counter?.name !== name) {
+      counter = this.#bySite.get(name);
+      if (counter === undefined) this.#bySite.set(name, (counter = { name, count: 0 }));
+      this.#lastSite = counter;
+    }
+    counter.count++;
+  }
+
+  #clientKey(text: string): ClientKey | null {
+    let key = this.#clients.get(text);
+    if (key === undefined) {
+      const addr = parseClientAddress(text);
+      key = addr === null ? null : makeClientKey(addr, this.#prefix);
+      if (this.#clients.size >= CLIENT_CACHE_MAX) this.#clients.clear();
+      this.#clients.set(text, key);
+    }
+    return key;
+  }
+}
+
+/** The busiest second of requests counted in time order (the feed's order). */
+class BusiestSecond {
+  #second = Number.NEGATIVE_INFINITY;
+  #inSecond = 0;
+  peak = 0;
+
+  count(atMs: number): void {
     const second = Math.floor(atMs / 1000);
-    const count = (counts.get(second) ?? 0) + 1;
-    counts.set(second, count);
-    if (which === 'logged') this.#peakLogged = Math.max(this.#peakLogged, count);
-    else this.#peakAllowed = Math.max(this.#peakAllowed, count);
-    if (counts.size > 8) for (const key of counts.keys()) if (key < second - 4) counts.delete(key);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#inSecond = 0;
+    }
+    if (++this.#inSecond > this.peak) this.peak = this.#inSecond;
   }
 }

@@ -48,3 +48,42 @@ describe('parseAccessLogLine', () => {
     }
   });
 });
+
+/** The expression the scanner replaced, kept as the reference it must agree with. */
+const REFERENCE = /^(?:(\S+) )?(\S+) \S+ \S+ \[(\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "((?:[^"\\]|\\.)*)" (\d{3}) (?:\d+|-)(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)"(?: "portcullis:(?:[^"\\]|\\.)*")?)?\s*$/;
+
+function referenceParse(line: string): { vhost: string | null; client: string; target: string; status: number } | null {
+  const m = REFERENCE.exec(line);
+  if (m === null || !/^(0[1-9]|[12]\d|3[01])\/(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\/\d{4}:([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60) /.test(m[3] as string)) return null;
+  const request = (m[4] as string).replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, e: string) => (e.length === 3 ? String.fromCharCode(Number.parseInt(e.slice(1), 16)) : e === 'n' ? '\n' : e === 't' ? '\t' : e)).split(' ');
+  if (request.length !== 3 || request[0] === '') return null;
+  return { vhost: m[1] === undefined ? null : m[1].replace(/:\d+$/, ''), client: m[2] as string, target: request[1] as string, status: Number(m[5]) };
+}
+
+describe('parseAccessLogLine agrees with the reference expression on mutated lines', () => {
+  it('for 20,000 seeded mutations (PORTCULLIS_FUZZ_SEED replays one)', () => {
+    const seed = Number(process.env.PORTCULLIS_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    let state = seed;
+    const random = (n: number) => ((state = (state * 1103515245 + 12345) % 2147483648) % n);
+    const bases = [
+      '192.0.2.7 - frank [24/Nov/2026:11:00:05 +0100] "POST /xmlrpc.php HTTP/1.1" 403 12 "-" "curl/8.0"',
+      'shop.example.org:443 2001:db8::1 - - [01/Dec/2026:00:00:00 -0500] "GET /a\\"b HTTP/1.0" 200 - "http://r/" "Mozilla/5.0 (X11)"',
+      '192.0.2.7 - - [01/Dec/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 -',
+      '192.0.2.7 - - [01/Dec/2026:00:00:00 +0000] "GET / HTTP/1.1" 429 5 "-" "-" "portcullis:limit:x"',
+    ];
+    const alphabet = [' ', '"', '\\', '[', ']', '-', ':', '0', '9', 'a', '\t', '/'];
+    for (let i = 0; i < 20_000; i++) {
+      let line = bases[random(bases.length)] as string;
+      for (let edits = 1 + random(3); edits > 0; edits--) {
+        const at = random(line.length + 1);
+        const kind = random(3);
+        const char = alphabet[random(alphabet.length)] as string;
+        line = kind === 0 ? line.slice(0, at) + char + line.slice(at) : kind === 1 ? line.slice(0, at) + line.slice(at + 1) : line.slice(0, at) + char + line.slice(at + 1);
+      }
+      const expected = referenceParse(line);
+      const actual = parseAccessLogLine(line);
+      const got = actual === null ? null : { vhost: actual.vhost, client: actual.client, target: actual.target, status: actual.status };
+      expect(got, `seed ${seed}, line ${JSON.stringify(line)}`).toEqual(expected);
+    }
+  });
+});
