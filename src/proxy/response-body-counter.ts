@@ -17,13 +17,20 @@ export function countBodyBytes(res: ServerResponse): void {
     if (typeof chunk === 'string') tally.bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
     else if (chunk instanceof Uint8Array) tally.bytes += chunk.byteLength;
   };
+  // HTTP/2's end(chunk) writes the chunk through this.write: counted once, by end.
+  let ending = false;
   res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    add(chunk, rest[0]);
+    if (!ending) add(chunk, rest[0]);
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as ServerResponse['write'];
   res.end = function (this: ServerResponse, ...args: unknown[]) {
     if (args.length > 0 && typeof args[0] !== 'function') add(args[0], args[1]);
-    return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    ending = true;
+    try {
+      return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    } finally {
+      ending = false;
+    }
   } as ServerResponse['end'];
 }
 

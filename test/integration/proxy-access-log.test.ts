@@ -1,12 +1,14 @@
 import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAccessLogLine } from '../../src/replay/access-log-line.js';
-import type { ApacheHandle } from '../support/apache.js';
+import { DEFAULT_DOCROOT_FILES, type ApacheHandle } from '../support/apache.js';
 import { startApacheWithScripts } from '../support/apache-scripts.js';
 import { rawRequest, request } from '../support/http-client.js';
 import { startTestProxy, type TestProxy } from '../support/portcullis.js';
+import { createTestCa, type TestCa } from '../support/test-ca.js';
 
 /** Apache's combined format: host, ident, user, [time], "request", status, bytes, "referer", "agent". */
 const COMBINED = /^(\S+) - - \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-) "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)"$/;
@@ -151,5 +153,67 @@ describe('access_log_refused: the requests portcullis answered itself, in the sa
     // Replay reads every one of them back, statuses as sent.
     expect(written.map((line) => parseAccessLogLine(line)?.status)).toEqual(written.map((line) => Number(/" (\d{3}) /.exec(line)?.[1])));
     expect(byClient('127.96.5.1').map((line) => parseAccessLogLine(line)?.status)).toEqual([403, 403, 403, 403]);
+  });
+});
+
+describe('access_log_refused over HTTP/2 and on a redirect_https port', () => {
+  let apache: ApacheHandle;
+  let ca: TestCa;
+  let proxy: TestProxy;
+  let dir: string;
+  let path: string;
+
+  beforeAll(async () => {
+    apache = await startApacheWithScripts();
+    ca = await createTestCa();
+    const certificate = await ca.issue(['site.test']);
+    dir = await mkdtemp(join(tmpdir(), 'portcullis-refused-h2-'));
+    path = join(dir, 'access.log');
+    proxy = await startTestProxy(
+      apache.url,
+      `access_log: "${path}"\naccess_log_refused: true\nblock:\n  - path: /xmlrpc.php\ntls:\n  certificates: [{ cert: "${certificate.certFile}", key: "${certificate.keyFile}" }]\n`,
+      { listenYaml: '[{ address: "127.0.0.1:0", tls: true }, { address: "127.0.0.1:0", redirect_https: true }]' },
+    );
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await apache?.stop();
+    await ca?.remove();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** One HTTP/2 request on its own session; resolves with its status. */
+  function exchange(headers: http2.OutgoingHttpHeaders): Promise<number> {
+    const session = http2.connect(`https://site.test:${proxy.port}`, { ca: ca.ca, servername: 'site.test', host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+    return new Promise<number>((resolve, reject) => {
+      const stream = session.request(headers);
+      let status = 0;
+      stream.on('response', (head) => (status = Number(head[':status'])));
+      stream.resume();
+      stream.on('end', () => resolve(status));
+      stream.on('error', reject);
+      stream.end();
+    }).finally(() => session.close());
+  }
+
+  it('logs an HTTP/2 refusal as HTTP/2.0 with its field, and the redirect to HTTPS', async () => {
+    expect(await exchange({ ':method': 'GET', ':path': '/index.html' })).toBe(200);
+    expect(await exchange({ ':method': 'POST', ':path': '/xmlrpc.php' })).toBe(403);
+    const plainPort = proxy.running.addresses[1]?.port as number;
+    expect((await request(`http://127.0.0.1:${plainPort}`, { path: '/index.html', headers: { host: 'site.test' } })).status).toBe(308);
+
+    let written: string[] = [];
+    for (let i = 0; i < 150 && written.length < 3; i++) {
+      written = (await readFile(path, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '');
+      if (written.length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(written).toHaveLength(3);
+    expect(written[0]).toMatch(COMBINED);
+    expect(written[0]).toContain(`"GET /index.html HTTP/2.0" 200 ${Buffer.byteLength(DEFAULT_DOCROOT_FILES['index.html'] as string)} `);
+    // "Forbidden\n": HTTP/2's end(body) goes through write(), and is counted once.
+    expect(written[1]).toMatch(/"POST \/xmlrpc\.php HTTP\/2\.0" 403 10 "-" "-" "portcullis:block:\/xmlrpc\.php"$/);
+    expect(written[2]).toMatch(/"GET \/index\.html HTTP\/1\.1" 308 \d+ "-" "-" "portcullis:redirect:https"$/);
+    expect(written.map((line) => parseAccessLogLine(line)?.status)).toEqual([200, 403, 308]);
   });
 });
