@@ -10,8 +10,8 @@ import type { BanDecision, BlockDecision, LimitDecision, RejectDecision } from '
  *   ban:TARGET        the client, or its prefix (a CIDR), was banned
  *   busy:REASON       no upstream slot: queue_full or queue_timeout (503),
  *                     upgraded_per_client_max for a WebSocket (503)
- *   body:REASON       the body was refused: too_large (413), or the buffers
- *                     were full or failed (413/503)
+ *   body:REASON       the body was refused: too_large or needs_disk (413),
+ *                     budget or disk_error (503)
  *   redirect:https    the HTTP→HTTPS redirect of a redirect_https listener
  *   options:*         `OPTIONS *`, answered without Apache
  *
