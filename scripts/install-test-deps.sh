@@ -17,6 +17,7 @@ command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 [ -x /usr/bin/systemd-analyze ] || packages+=(systemd)   # deploy tests: verify and score deploy/portcullis.service
+command -v setcap >/dev/null 2>&1 || packages+=(libcap2-bin)   # deploy tests: the image's file capabilities
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test setup: installing Debian packages: ${packages[*]}"
