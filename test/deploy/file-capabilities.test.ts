@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemTestGate } from '../system/support/netns.js';
+import { createProbeNamespace, runAs, runProbe, type RunAs } from './support/capability-probe.js';
 
 const run = promisify(execFile);
 const DOCKERFILE = join(import.meta.dirname, '../../Dockerfile');
@@ -38,6 +38,7 @@ const gate = await systemTestGate({ tools: ['setcap', 'setpriv', 'nft', 'conntra
 describe.skipIf(gate.skip)("the image's file capabilities under Docker's capability rules", () => {
   let dir: string;
   let ns: string;
+  let namespace: { readonly name: string; close(): Promise<void> } | undefined;
   /** Image path → the capped copy. */
   const copies = new Map<string, string>();
 
@@ -54,63 +55,28 @@ describe.skipIf(gate.skip)("the image's file capabilities under Docker's capabil
       await run('setcap', [caps, copy]);
       copies.set(path, copy);
     }
-    ns = `pc-test-caps-${randomBytes(3).toString('hex')}`;
-    await run('ip', ['netns', 'add', ns]);
-    await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+    namespace = await createProbeNamespace();
+    ns = namespace.name;
   });
 
   afterAll(async () => {
-    if (ns) await run('ip', ['netns', 'delete', ns]).catch(() => undefined);
+    await namespace?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  /** Runs `command` in the namespace as uid 1000 with Docker's bounding set plus `capAdd`; never throws. */
-  async function inContainer(capAdd: readonly string[], command: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const bounding = ['-all', ...[...DOCKER_DEFAULT_CAPS, ...capAdd].map((cap) => `+${cap}`)].join(',');
-    try {
-      const { stdout, stderr } = await run('ip', ['netns', 'exec', ns, 'setpriv', `--reuid=${IMAGE_UID}`, `--regid=${IMAGE_UID}`, '--clear-groups', '--inh-caps=-all', `--bounding-set=${bounding}`, ...command], { timeout: 20_000 });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const failed = error as { code?: number; stdout?: string; stderr?: string };
-      return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
-    }
-  }
-
-  /**
-   * A node script doing what portcullis does with these rights: bind port
-   * 80, then run nft and conntrack as children (execFile, as
-   * src/firewall/command-runner.ts does). Prints one JSON line.
-   */
-  const probe = (nft: string, conntrack: string) => `
-    const { execFileSync } = require('node:child_process');
-    const server = require('node:net').createServer();
-    const tryRun = (file, args) => { try { return execFileSync(file, args, { stdio: 'pipe' }).toString(); } catch (e) { return 'error ' + (e.code ?? e.status) + ' ' + String(e.stderr ?? ''); } };
-    server.on('error', (e) => { console.log(JSON.stringify({ bind: e.code })); process.exit(0); });
-    server.listen(80, '0.0.0.0', () => {
-      const result = {
-        bind: 'ok',
-        addTable: tryRun(${JSON.stringify(nft)}, ['add', 'table', 'inet', 'portcullis_caps_test']),
-        tables: tryRun(${JSON.stringify(nft)}, ['list', 'tables']),
-        conntrack: tryRun(${JSON.stringify(conntrack)}, ['-L']),
-      };
-      server.close(() => console.log(JSON.stringify(result)));
-    });`;
-
-  async function runProbe(capAdd: readonly string[], node = copies.get('/usr/local/bin/node') as string) {
-    const result = await inContainer(capAdd, [node, '-e', probe(copies.get('/usr/sbin/nft') as string, copies.get('/usr/sbin/conntrack') as string)]);
-    expect(result.code, result.stderr).toBe(0);
-    return JSON.parse(result.stdout) as { bind: string; addTable?: string; tables?: string; conntrack?: string };
-  }
+  const container = (capAdd: readonly string[]): RunAs => ({ uid: IMAGE_UID, gid: IMAGE_UID, bounding: [...DOCKER_DEFAULT_CAPS, ...capAdd] });
+  const probe = (capAdd: readonly string[], node = copies.get('/usr/local/bin/node') as string) =>
+    runProbe(ns, container(capAdd), { node, nft: copies.get('/usr/sbin/nft') as string, conntrack: copies.get('/usr/sbin/conntrack') as string });
 
   it('without --cap-add NET_ADMIN: node binds port 80, nft and conntrack cannot run (EPERM), node keeps running', async () => {
-    const result = await runProbe([]);
+    const result = await probe([]);
     expect(result.bind).toBe('ok');
     expect(result.addTable).toMatch(/^error EPERM/);
     expect(result.conntrack).toMatch(/^error EPERM/);
   });
 
   it('with --cap-add NET_ADMIN: the nft and conntrack node runs as children work', async () => {
-    const result = await runProbe(['net_admin']);
+    const result = await probe(['net_admin']);
     expect(result.bind).toBe('ok');
     expect(result.addTable).toBe('');
     expect(result.tables).toContain('table inet portcullis_caps_test');
@@ -118,7 +84,7 @@ describe.skipIf(gate.skip)("the image's file capabilities under Docker's capabil
   });
 
   it('the same node without the file capability cannot bind port 80 (so the grant is what does it)', async () => {
-    expect((await runProbe(['net_admin'], process.execPath)).bind).toBe('EACCES');
+    expect((await probe(['net_admin'], process.execPath)).bind).toBe('EACCES');
   });
 
   it('node with cap_net_admin as well would not even start without --cap-add NET_ADMIN: why the image does not give it', async () => {
@@ -126,9 +92,9 @@ describe.skipIf(gate.skip)("the image's file capabilities under Docker's capabil
     await copyFile(process.execPath, both);
     await chmod(both, 0o755);
     await run('setcap', ['cap_net_admin,cap_net_bind_service=ep', both]);
-    const result = await inContainer([], [both, '-e', 'console.log("started")']);
+    const result = await runAs(ns, container([]), [both, '-e', 'console.log("started")']);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('Operation not permitted');
-    expect((await inContainer(['net_admin'], [both, '-e', 'console.log("started")'])).stdout).toBe('started\n');
+    expect((await runAs(ns, container(['net_admin']), [both, '-e', 'console.log("started")'])).stdout).toBe('started\n');
   });
 });

@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/config/policy-loader.js';
 import { SERVE_HELP } from '../../src/cli/serve-command.js';
+import { systemTestGate } from '../system/support/netns.js';
+import { createProbeNamespace, runProbe, type RunAs } from './support/capability-probe.js';
 
 const run = promisify(execFile);
 const UNIT_FILE = join(import.meta.dirname, '../../deploy/portcullis.service');
@@ -99,5 +101,49 @@ describe('deploy/portcullis.service', () => {
     expect(unit.get('RestrictAddressFamilies')).toEqual(['AF_INET AF_INET6 AF_UNIX AF_NETLINK']);
     expect(unit.get('SystemCallFilter')?.[0]).toBe('@system-service');
     expect(unit.get('SystemCallFilter')?.slice(1).every((value) => value.startsWith('~'))).toBe(true);
+  });
+});
+
+const gate = await systemTestGate({ tools: ['setpriv', 'nft', 'conntrack'] });
+
+/**
+ * What the unit's capability lines give the process and its children, on
+ * this kernel: setpriv stands in for systemd (there is no running systemd
+ * here) and applies the unit's AmbientCapabilities, CapabilityBoundingSet
+ * and NoNewPrivileges to a node running as an unprivileged user in a network
+ * namespace of its own. Needs root, like the system tests.
+ */
+describe.skipIf(gate.skip)('deploy/portcullis.service capabilities, applied with setpriv', () => {
+  let namespace: { readonly name: string; close(): Promise<void> } | undefined;
+  let unit: Map<string, string[]>;
+  const binaries = { node: process.execPath, nft: '/usr/sbin/nft', conntrack: '/usr/sbin/conntrack' };
+  /** setpriv's spelling of a unit's capability list: `CAP_NET_ADMIN` → `net_admin`. */
+  const caps = (key: string): string[] => (unit.get(key)?.[0] ?? '').split(/\s+/).filter(Boolean).map((cap) => cap.replace(/^CAP_/, '').toLowerCase());
+  /** nobody: an unprivileged user standing in for portcullis. */
+  const asUnit = (ambient: readonly string[]): RunAs => ({ uid: 65534, gid: 65534, bounding: caps('CapabilityBoundingSet'), ambient, noNewPrivs: unit.get('NoNewPrivileges')?.[0] === 'yes' });
+
+  beforeAll(async () => {
+    unit = directives(await readFile(UNIT_FILE, 'utf8'));
+    namespace = await createProbeNamespace();
+  });
+
+  afterAll(async () => {
+    await namespace?.close();
+  });
+
+  it('lets portcullis bind port 80 and its nft and conntrack children work, with nothing more', async () => {
+    const result = await runProbe((namespace as { name: string }).name, asUnit(caps('AmbientCapabilities')), binaries);
+    expect(result.bind).toBe('ok');
+    expect(result.addTable).toBe('');
+    expect(result.tables).toContain('table inet portcullis_caps_test');
+    expect(result.conntrack).not.toMatch(/^error/);
+    // CAP_NET_BIND_SERVICE is bit 10, CAP_NET_ADMIN bit 12: 0x1400, in every set.
+    for (const set of ['CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(result.status).toContain(`${set}:\t0000000000001400`);
+    expect(result.status).toContain('NoNewPrivs:\t1');
+  });
+
+  it('without the ambient capabilities it cannot even bind port 80 (so they are what does it)', async () => {
+    const result = await runProbe((namespace as { name: string }).name, asUnit([]), binaries);
+    expect(result.bind).toBe('EACCES');
   });
 });
