@@ -143,6 +143,45 @@ describe('deploy/apache behind portcullis', () => {
 });
 
 /**
+ * The README's advice for a CDN in front: portcullis believes the CDN's
+ * X-Forwarded-For (clients.trusted_proxies) and appends the CDN's address, so
+ * Apache must believe the CDN too (RemoteIPTrustedProxy next to the snippet),
+ * or it logs the CDN.
+ */
+describe('deploy/apache behind portcullis behind a CDN', () => {
+  const CDN = '127.0.0.9';
+  const VISITOR = '203.0.113.7';
+
+  async function loggedBehindCdn(apacheExtra: string): Promise<string> {
+    const apache = await startApacheWithScripts({
+      modules: ['remoteip', 'setenvif'],
+      extraConfig: [DEBIAN_LOG_FORMATS, `Include "${SNIPPET}"`, apacheExtra, 'CustomLog "${SERVER_DIR}/logs/combined.log" combined'].join('\n'),
+    });
+    let proxy: TestProxy | undefined;
+    try {
+      proxy = await startTestProxy(apache.url, `clients:\n  trusted_proxies: ["${CDN}/32"]\n`);
+      const response = await request(proxy.url, { path: '/index.html?cdn', localAddress: CDN, headers: { 'X-Forwarded-For': VISITOR } });
+      expect(response.status).toBe(200);
+      const log = join(apache.serverDir, 'logs', 'combined.log');
+      for (let attempt = 0; attempt < 500; attempt++) {
+        const line = (await readFile(log, 'utf8').catch(() => '')).split('\n').find((entry) => entry.includes('"GET /index.html?cdn HTTP/'));
+        if (line !== undefined) return line.split(' ')[0] as string;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error('no combined log line');
+    } finally {
+      await proxy?.close();
+      await apache.stop();
+    }
+  }
+
+  it('logs the visitor once the CDN is a RemoteIPTrustedProxy, and the CDN without', async () => {
+    expect(await loggedBehindCdn(`RemoteIPTrustedProxy ${CDN}`)).toBe(VISITOR);
+    expect(await loggedBehindCdn('')).toBe(CDN);
+  });
+});
+
+/**
  * ports.conf cannot be run as is next to other tests (port 8080 may be
  * taken): Apache's own config test reads it with the snippet, and its one
  * Listen is loopback on the shipped policy's upstream port.
