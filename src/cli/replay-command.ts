@@ -7,7 +7,7 @@ import { compareReplays } from '../replay/replay-comparison.js';
 import { renderReplayReport, type ReplayInput } from '../replay/replay-report.js';
 import { ReplaySession } from '../replay/replay-session.js';
 import { TimeOrderedFeed } from '../replay/time-ordered-feed.js';
-import { inputSize, logLines, type InputPosition } from './replay-input.js';
+import { inputSize, logLineBatches, type InputPosition } from './replay-input.js';
 import { ReplayProgress } from './replay-progress.js';
 import { parseCommandArgs } from './usage-error.js';
 
@@ -86,17 +86,21 @@ export async function runReplay(args: string[], out: NodeJS.WritableStream, err:
     for (const session of sessions) for (const timed of due) session.decide(timed);
   };
   for (const file of positionals) {
-    for await (const { line, lineNumber } of logLines(file, position)) {
-      progress?.line(bytesRead);
-      if (line.trim() === '') continue;
-      input.lines++;
-      const request = parse(line);
-      if (request === null) {
-        input.malformed++;
-        if (input.malformedExamples.length < MALFORMED_EXAMPLES) input.malformedExamples.push(`${file}:${lineNumber}: ${line.slice(0, 200)}`);
-        continue;
+    let lineNumber = 0;
+    for await (const batch of logLineBatches(file, position)) {
+      for (const line of batch) {
+        lineNumber++;
+        progress?.line(bytesRead);
+        if (line.trim() === '') continue;
+        input.lines++;
+        const request = parse(line);
+        if (request === null) {
+          input.malformed++;
+          if (input.malformedExamples.length < MALFORMED_EXAMPLES) input.malformedExamples.push(`${file}:${lineNumber}: ${line.slice(0, 200)}`);
+          continue;
+        }
+        decide(request);
       }
-      decide(request);
     }
   }
   const rest = feed.drain();

@@ -1,6 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { PortcullisError } from '../core/errors.js';
@@ -29,19 +28,29 @@ export async function inputSize(files: readonly string[]): Promise<number | null
 }
 
 /**
- * The lines of one log, with their numbers: `-` is standard input, `.gz` is
- * gunzipped. A read error (a truncated .gz, say) ends it with
- * PC_ERR_REPLAY_INPUT naming the file, after the lines read before it.
+ * The lines of one log in batches (one per chunk read, so the per-line work
+ * stays synchronous): `-` is standard input, `.gz` is gunzipped. Bytes are
+ * read one character per byte (latin1), as Apache writes them and as the
+ * proxy's request targets are. A trailing `\r` is dropped. A read error (a
+ * truncated .gz, say) ends it with PC_ERR_REPLAY_INPUT naming the file, after
+ * the lines read before it.
  */
-export async function* logLines(file: string, position: InputPosition): AsyncGenerator<{ line: string; lineNumber: number }> {
+export async function* logLineBatches(file: string, position: InputPosition): AsyncGenerator<string[]> {
   let readError: Error | null = null;
   const stream = openLog(file, position, (error) => (readError = error));
-  let lineNumber = 0;
-  for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
-    lineNumber++;
-    yield { line, lineNumber };
+  let rest = '';
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    const text = rest + chunk.toString('latin1');
+    const lines = text.split('\n');
+    rest = lines.pop() as string;
+    yield lines.map(withoutCarriageReturn);
   }
+  if (rest !== '') yield [withoutCarriageReturn(rest)];
   if (readError !== null) throw new PortcullisError('PC_ERR_REPLAY_INPUT', `cannot read log ${file}: ${(readError as Error).message} (a truncated .gz?)`, { cause: readError });
+}
+
+function withoutCarriageReturn(line: string): string {
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
 function openLog(file: string, position: InputPosition, onError: (error: Error) => void): Readable {

@@ -1,5 +1,5 @@
 import type ipaddr from 'ipaddr.js';
-import { networkAddress, parseClientAddress, type IpAddress } from './client-key.js';
+import { isIPv4Mapped, networkAddress, parseClientAddress, type IpAddress } from './client-key.js';
 
 /** A network: its address (host bits zero) and prefix length. */
 export interface Cidr {
@@ -140,7 +140,7 @@ export class CidrSet {
   has(addr: ipaddr.IPv4 | ipaddr.IPv6): boolean {
     if (addr.kind() === 'ipv6') {
       const v6 = addr as ipaddr.IPv6;
-      if (v6.isIPv4MappedAddress()) return this.#hasV4(v4Number(v6.toIPv4Address()));
+      if (isIPv4Mapped(v6)) return this.#hasV4(v4Number(v6.toIPv4Address()));
       if (this.#v6.length === 0) return false;
       const parts = v6.parts;
       for (const bucket of this.#v6) {

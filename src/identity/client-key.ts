@@ -60,7 +60,7 @@ export function parseClientAddress(text: string): IpAddress | null {
   // the same strict rule as plain IPv4.
   if (bare.includes('.') && !ipaddr.IPv4.isValidFourPartDecimal(bare.slice(bare.lastIndexOf(':') + 1))) return null;
   const v6 = ipaddr.IPv6.parse(bare);
-  return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
+  return isIPv4Mapped(v6) ? v6.toIPv4Address() : v6;
 }
 
 /**
@@ -128,7 +128,17 @@ function maskByte(bits: number, width: number): number {
 function normaliseAddress(addr: IpAddress): IpAddress {
   if (addr.kind() === 'ipv4') return addr;
   const v6 = addr as ipaddr.IPv6;
-  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address();
+  if (isIPv4Mapped(v6)) return v6.toIPv4Address();
   // toString() would print the zone id; the key must not carry it.
   return v6.zoneId === undefined ? v6 : new ipaddr.IPv6(v6.parts.slice());
+}
+
+/**
+ * `::ffff:a.b.c.d`, read off the parts: ipaddr.js's isIPv4MappedAddress()
+ * matches the address against every special range it knows, which cost
+ * more than the rest of an IPv6 decision.
+ */
+export function isIPv4Mapped(v6: ipaddr.IPv6): boolean {
+  const parts = v6.parts;
+  return parts[0] === 0 && parts[1] === 0 && parts[2] === 0 && parts[3] === 0 && parts[4] === 0 && parts[5] === 0xffff;
 }

@@ -124,10 +124,11 @@ export function parseAccessLogLine(line: string): LoggedRequest | null {
 
 /** The index of the quote that closes a quoted field whose content starts at `from`; -1 when the line ends first. */
 function quotedEnd(line: string, from: number): number {
-  for (let i = from; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    if (c === BACKSLASH) i++;
-    else if (c === QUOTE) return i;
+  // indexOf is native; a quote is escaped when an odd number of backslashes precede it.
+  for (let quote = line.indexOf('"', from); quote >= 0; quote = line.indexOf('"', quote + 1)) {
+    let backslashes = 0;
+    for (let i = quote - 1; i >= from && line.charCodeAt(i) === BACKSLASH; i--) backslashes++;
+    if (backslashes % 2 === 0) return quote;
   }
   return -1;
 }

@@ -100,3 +100,14 @@ describe('networkAddress', () => {
     expect(networkAddress(parse('2001:db8:ffff::1'), 33).toString()).toBe('2001:db8:8000::');
   });
 });
+
+describe('isIPv4Mapped', () => {
+  it('agrees with ipaddr.js on mapped, compatible and ordinary addresses', async () => {
+    const { isIPv4Mapped } = await import('../../../src/identity/client-key.js');
+    const ipaddr = (await import('ipaddr.js')).default;
+    for (const text of ['::ffff:192.0.2.1', '::ffff:0:0', '::192.0.2.1', '2001:db8::1', '::', '::1', '0:0:0:0:1:ffff:c000:201', 'ffff::']) {
+      const v6 = ipaddr.IPv6.parse(text);
+      expect(isIPv4Mapped(v6), text).toBe(v6.isIPv4MappedAddress());
+    }
+  });
+});
