@@ -18,6 +18,7 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 [ -x /usr/bin/systemd-analyze ] || packages+=(systemd)   # deploy tests: verify and score deploy/portcullis.service
 command -v setcap >/dev/null 2>&1 || packages+=(libcap2-bin)   # deploy tests: the image's file capabilities
+command -v logrotate >/dev/null 2>&1 || packages+=(logrotate)   # deploy tests: deploy/logrotate/portcullis, run for real
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test setup: installing Debian packages: ${packages[*]}"
