@@ -5,7 +5,7 @@
  * on purpose.
  */
 const PURE = ['core', 'config', 'identity', 'policy', 'limiter', 'engine', 'escalation', 'replay'];
-const SHELLS = ['proxy', 'admin', 'cli', 'app', 'firewall', 'alerts', 'metrics', 'tls'];
+const SHELLS = ['proxy', 'admin', 'cli', 'app', 'firewall', 'alerts', 'metrics', 'tls', 'cluster'];
 const KNOWN = [...PURE, ...SHELLS];
 const folders = (names) => `^src/(${names.join('|')})/`;
 
@@ -23,7 +23,7 @@ module.exports = {
       severity: 'error',
       comment: 'The engine and what it is built from take time as an argument and do no I/O, so serve, replay and the benchmarks share them.',
       from: { path: folders(PURE) },
-      to: { path: [folders(SHELLS), '^(node:)?(net|http|https|http2|tls|child_process|dns|dns/promises|dgram)$'] },
+      to: { path: [folders(SHELLS), '^(node:)?(net|http|https|http2|tls|child_process|dns|dns/promises|dgram)$', '^ioredis$'] },
     },
     {
       name: 'only-the-composition-root-knows-everything',

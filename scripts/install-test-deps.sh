@@ -16,6 +16,8 @@ command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 # TLS tests: certificates made with openssl, real clients curl (with HTTP/2) and Node's http2.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+# Cluster mode: a real Redis the tests start on a free loopback port.
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 [ -x /usr/bin/systemd-analyze ] || packages+=(systemd)   # deploy tests: verify and score deploy/portcullis.service
 command -v setcap >/dev/null 2>&1 || packages+=(libcap2-bin)   # deploy tests: the image's file capabilities
 command -v logrotate >/dev/null 2>&1 || packages+=(logrotate)   # deploy tests: deploy/logrotate/portcullis, run for real
@@ -36,6 +38,10 @@ if [ ${#packages[@]} -gt 0 ]; then
   # Debian starts the packaged Apache on :80; the tests run their own instances.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet apache2 2>/dev/null; then
     "${sudo[@]}" systemctl stop apache2 || true
+  fi
+  # The same for Redis on :6379.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+    "${sudo[@]}" systemctl stop redis-server || true
   fi
 fi
 

@@ -6,7 +6,9 @@ import { explainClient, type ClientExplanation } from './client-explanation.js';
 import type { Ban } from '../escalation/ban.js';
 import type { EngineEscalation } from './engine-escalation.js';
 import { LimitPlans, planMatched, type MatchPlans } from './limit-plan.js';
-import { ALLOW, type AllowDecision, type Decision, type Refusal, type ShadowRefusal } from './decision.js';
+import type { TakeOutcome } from '../limiter/bucket-store.js';
+import type { SharedTake } from '../limiter/shared-bucket-store.js';
+import { ALLOW, type AllowDecision, type Decision, type LimitDecision, type PendingSharedTake, type Refusal, type ShadowRefusal } from './decision.js';
 import { PathCache } from './path-cache.js';
 
 /** The facts about a request that the engine decides on; nothing about sockets. */
@@ -50,12 +52,15 @@ export class DecisionEngine {
   readonly #paths = new PathCache();
   readonly #store: BucketStore;
   readonly #escalation: EngineEscalation | null;
+  readonly #shared: boolean;
 
-  constructor(policy: CompiledPolicy, store: BucketStore, escalation: EngineEscalation | null = null) {
+  /** `shared`: cluster mode, where an admitted request also needs the shared buckets (see settleShared). */
+  constructor(policy: CompiledPolicy, store: BucketStore, escalation: EngineEscalation | null = null, shared = false) {
     this.#policy = policy;
     this.#plans = new LimitPlans();
     this.#store = store;
     this.#escalation = escalation;
+    this.#shared = shared;
   }
 
   get policy(): CompiledPolicy {
@@ -76,12 +81,33 @@ export class DecisionEngine {
       if (ban !== null) return { action: 'ban', status: (facts.site ?? this.#policy.defaultSite).banStatus, target: ban.target, retryAfterMs: ban.expiresMs - nowMs };
     }
     const decision = this.#evaluate(facts, nowMs);
-    if (decision.action !== 'allow' && escalation !== null) {
-      // Strikes are global (a ban holds on every site: the kernel cannot see Host); the reason names the site.
-      const site = facts.site?.name;
-      escalation.escalator.strike(facts.client, decision.action === 'block' ? decision.strikes : 1, decision.action === 'reject' ? 'malformed' : decision.rule, nowMs, site === DEFAULT_SITE_NAME ? undefined : site);
-    }
+    if (decision.action !== 'allow') this.#strike(facts, decision, nowMs);
     return decision;
+  }
+
+  /**
+   * Settles a request the node's own buckets admitted with the shared
+   * store's answer (cluster mode): admitted, or unavailable, leaves the
+   * decision as it was; a refusal gives the local take back (the node's
+   * buckets never run ahead of what the cluster admitted), counts a strike,
+   * and becomes the limit decision the request is answered with. Synchronous,
+   * like decide: the await is the proxy's.
+   */
+  settleShared(facts: RequestFacts, decision: AllowDecision, outcome: TakeOutcome | { readonly admitted: null }, nowMs: number): AllowDecision | LimitDecision {
+    const pending = decision.shared;
+    if (pending === undefined || outcome.admitted !== false) return decision;
+    this.#store.refund(pending.take.takes, nowMs);
+    const limit: LimitDecision = { action: 'limit', rule: outcome.bucket.rule, status: pending.statusOf(outcome.bucket.rule), bucket: outcome.bucket, retryAfterMs: outcome.retryAfterMs };
+    this.#strike(facts, limit, nowMs);
+    return limit;
+  }
+
+  #strike(facts: RequestFacts, decision: Refusal, nowMs: number): void {
+    const escalation = this.#escalation;
+    if (escalation === null) return;
+    // Strikes are global (a ban holds on every site: the kernel cannot see Host); the reason names the site.
+    const site = facts.site?.name;
+    escalation.escalator.strike(facts.client, decision.action === 'block' ? decision.strikes : 1, decision.action === 'reject' ? 'malformed' : decision.rule, nowMs, site === DEFAULT_SITE_NAME ? undefined : site);
   }
 
   /**
@@ -139,8 +165,10 @@ export class DecisionEngine {
     } else {
       plans = planMatched(rules.filter((rule) => rule.paths === null || rule.paths.some((pattern) => pattern.matches(path.views))));
     }
+    let shared: PendingSharedTake | undefined;
     if (plans.enforced !== null) {
-      const outcome = this.#store.take(plans.enforced.takesFor(facts.client), nowMs);
+      const takes = plans.enforced.takesFor(facts.client);
+      const outcome = this.#store.take(takes, nowMs);
       if (!outcome.admitted) {
         return {
           action: 'limit',
@@ -150,6 +178,7 @@ export class DecisionEngine {
           retryAfterMs: outcome.retryAfterMs,
         };
       }
+      if (this.#shared) shared = pendingShared(facts.client.prefix, takes, plans.enforced);
     }
     // Shadow buckets are charged like real ones (so they empty as they would),
     // but only for requests the enforced rules let through.
@@ -157,8 +186,17 @@ export class DecisionEngine {
       const outcome = this.#store.take(plans.shadow.takesFor(facts.client), nowMs);
       if (!outcome.admitted) shadow ??= { kind: 'limit', rule: outcome.bucket.rule };
     }
+    if (shared !== undefined) return { action: 'allow', shadow, shared };
     return allowWith(shadow);
   }
+}
+
+/** A copy of the takes (the plan reuses its array for the next request), for the proxy to await. */
+function pendingShared(hashTag: string, takes: readonly { key: string; layout: SharedTake['takes'][number]['layout']; buckets: SharedTake['takes'][number]['buckets'] }[], plan: { statusOf(rule: string): number }): PendingSharedTake {
+  return {
+    take: { hashTag, takes: takes.map((take) => ({ key: take.key, layout: take.layout, buckets: take.buckets })) },
+    statusOf: (rule) => plan.statusOf(rule),
+  };
 }
 
 const NO_BLOCKS: readonly never[] = [];

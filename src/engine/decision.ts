@@ -1,4 +1,5 @@
 import type { BucketSpec } from '../limiter/bucket-spec.js';
+import type { SharedTake } from '../limiter/shared-bucket-store.js';
 
 /*
  * What the engine decides about one request. Decisions are values, never
@@ -16,6 +17,19 @@ export interface AllowDecision {
   readonly action: 'allow';
   /** The shadow rule that would have refused it, if any: counted and logged, not enforced. */
   readonly shadow: ShadowRefusal | null;
+  /**
+   * Cluster mode: the node's own buckets admitted it, the shared ones must
+   * too. The proxy awaits the shared store and settles with
+   * DecisionEngine.settleShared before it forwards. Absent: nothing to share.
+   */
+  readonly shared?: PendingSharedTake;
+}
+
+/** An admitted request's takes, copied for the shared store, and what a refusal by it answers. */
+export interface PendingSharedTake {
+  readonly take: SharedTake;
+  /** The status of each enforced rule, for a refusal. */
+  readonly statusOf: (rule: string) => number;
 }
 
 /** Refuse for now: a bucket is empty. */

@@ -1,6 +1,6 @@
 import type { PolicyConfig } from '../config/schema.js';
 import { BanLedger } from '../escalation/ban-ledger.js';
-import { Escalator } from '../escalation/escalator.js';
+import { Escalator, type StrikeListener } from '../escalation/escalator.js';
 import { NeverBanList } from '../escalation/never-ban-list.js';
 import { MemoryBucketStore } from '../limiter/stores/memory-bucket-store.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compiled-policy.js';
@@ -14,8 +14,10 @@ export interface EngineAssemblyOptions {
    * (DNS is I/O) before assembling. @default none
    */
   readonly alsoNeverBan?: readonly string[];
-  /** Told of every strike counted (metrics). */
-  readonly onStrike?: (rule: string, weight: number) => void;
+  /** Told of every strike counted (metrics, cluster sharing). */
+  readonly onStrike?: StrikeListener;
+  /** Cluster mode: admitted requests carry their takes for the shared store (DecisionEngine.settleShared). @default false */
+  readonly sharedLimits?: boolean;
 }
 
 /** The decision engine and the state it decides on, assembled from one policy. */
@@ -55,7 +57,7 @@ export function assembleEngine(config: PolicyConfig, options: EngineAssemblyOpti
     maxTracked: config.clients.max_tracked,
     ...(options.onStrike ? { onStrike: options.onStrike } : {}),
   });
-  const engine = new DecisionEngine(policy, store, { ledger, escalator });
+  const engine = new DecisionEngine(policy, store, { ledger, escalator }, options.sharedLimits ?? false);
   return {
     engine,
     store,

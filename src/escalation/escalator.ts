@@ -13,9 +13,15 @@ export interface EscalatorOptions {
   readonly neverBan: NeverBanList;
   /** Cap on clients with a strike count (the policy's clients.max_tracked). */
   readonly maxTracked: number;
-  /** Told of every strike counted (for metrics); `rule` names what refused the request. */
-  readonly onStrike?: (rule: string, weight: number) => void;
+  /** Told of every strike counted (metrics, cluster sharing); `rule` names what refused the request. */
+  readonly onStrike?: StrikeListener;
 }
+
+/** Where a strike was earned: on this node, or on another node of the cluster (counted here too, shared once). */
+export type StrikeOrigin = 'local' | 'remote';
+
+/** A listener told of every counted strike. */
+export type StrikeListener = (rule: string, weight: number, client: ClientKey, site: string | undefined, origin: StrikeOrigin) => void;
 
 /** The outcome of a strike that earned bans; empty most of the time. */
 export type Escalation = readonly Ban[];
@@ -36,7 +42,7 @@ export class Escalator {
   #strikes: StrikeCounter;
   #durations: BanDurationPolicy;
   readonly #maxTracked: number;
-  readonly #onStrike: (rule: string, weight: number) => void;
+  readonly #onStrike: StrikeListener;
 
   constructor(options: EscalatorOptions) {
     this.#config = options.config;
@@ -91,13 +97,14 @@ export class Escalator {
   /**
    * Counts `weight` strikes against `client` for a refused request (`rule`
    * names what refused it, `site` where, for the ban reason). Returns the
-   * bans this caused, address first.
+   * bans this caused, address first. `origin` remote: a strike another node
+   * earned and shared, counted here toward the same ban.
    */
-  strike(client: ClientKey, weight: number, rule: string, nowMs: number, site?: string): Escalation {
+  strike(client: ClientKey, weight: number, rule: string, nowMs: number, site?: string, origin: StrikeOrigin = 'local'): Escalation {
     if (!this.#config.enabled || weight <= 0 || this.#neverBan.protects(client.addr)) return NONE;
     // An address banned in dry run keeps being refused by nobody; don't re-ban it on every strike.
     if (this.#ledger.get(client.ip, nowMs) !== null) return NONE;
-    this.#onStrike(rule, weight);
+    this.#onStrike(rule, weight, client, site, origin);
     if (!this.#strikes.add(client.ip, weight, nowMs)) return NONE;
 
     const where = site === undefined ? '' : ` on site ${site}`;

@@ -28,9 +28,9 @@ export type TakeOutcome = Admitted | BucketRefusal;
 export const ADMITTED: Admitted = Object.freeze({ admitted: true });
 
 /**
- * Where per-client bucket state lives. The memory store is the only one
- * today; the contract is kept narrow (take a set of buckets at `nowMs`, all or
- * none) so that a shared store can implement it in one atomic step.
+ * Where a node's own per-client bucket state lives. The contract is narrow
+ * (take a set of buckets at `nowMs`, all or none) and synchronous; what
+ * nodes share is behind SharedBucketStore, which the proxy awaits.
  */
 export interface BucketStore {
   /**
@@ -40,6 +40,8 @@ export interface BucketStore {
    * engine reuses the same array for the next request.
    */
   take(takes: readonly BucketTake[], nowMs: number): TakeOutcome;
+  /** Gives back what an admitting `take` of these buckets charged (capped at burst); cluster mode refunds what the shared store refused. */
+  refund(takes: readonly BucketTake[], nowMs: number): void;
   /** Token levels of one key's buckets at `nowMs`, by bucket id, charging nothing; null if the key is not tracked. */
   peek(key: string, nowMs: number): ReadonlyMap<string, number> | null;
   /** Client keys currently tracked. */

@@ -24,6 +24,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { findFreePort } from './free-port.js';
 
 export const APACHE_BIN = '/usr/sbin/apache2';
 export const APACHE_MODULES_DIR = '/usr/lib/apache2/modules';
@@ -330,18 +331,6 @@ export function parseAccessLog(text: string): AccessLogEntry[] {
     });
   }
   return entries;
-}
-
-async function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not find a free port'))));
-    });
-  });
 }
 
 /** Polls until the port accepts a connection, the child exits, or the bound passes. */

@@ -109,6 +109,25 @@ export class MemoryBucketStore implements BucketStore {
     return ADMITTED;
   }
 
+  /**
+   * Gives back what `take` charged, capped at each bucket's burst: a request
+   * the shared store refused after these buckets admitted it, so the node's
+   * own buckets never run ahead of what the cluster let through. A key that
+   * has been forgotten since is left alone.
+   */
+  refund(takes: readonly BucketTake[], nowMs: number): void {
+    for (const take of takes) {
+      const row = this.#rows.peek(take.key);
+      if (row === undefined || this.#levels[row * this.#width] !== this.#numberOf(take.layout)) continue;
+      const base = row * this.#width;
+      for (const bucket of take.buckets) {
+        const i = base + 1 + bucket.slot * 2;
+        this.#levels[i] = Math.min(bucket.burst, refilledTokens(this.#levels[i] as number, this.#levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst) + bucket.cost);
+        this.#levels[i + 1] = nowMs;
+      }
+    }
+  }
+
   /** Bucket levels of one key as of `nowMs`, by bucket id (for `explain` and tests); null if untracked. */
   peek(key: string, nowMs: number): Map<string, number> | null {
     const row = this.#rows.peek(key);

@@ -1,0 +1,144 @@
+import type { Logger } from 'pino';
+import type { BucketSpec } from '../limiter/bucket-spec.js';
+import { ADMITTED, type TakeOutcome } from '../limiter/bucket-store.js';
+import type { SharedBucketStore, SharedTake, SharedUnavailable } from '../limiter/shared-bucket-store.js';
+import type { ClusterMetrics } from '../metrics/cluster-metrics.js';
+import type { RedisClient } from './redis-connection.js';
+
+/**
+ * Token buckets in Redis, all of one request in one atomic script on Redis's
+ * own clock (`TIME`), so clock skew between nodes does not matter. The same
+ * arithmetic as the memory store: refill at `rate` per ms up to `burst`, pay
+ * `cost`, all buckets or none. Each bucket is a hash (`t` tokens, `m` ms)
+ * that expires once it would be full again: Redis needs no persistence for
+ * them. Returns {0, 0} when admitted, else {index of the bucket with the
+ * longest wait (1-based), that wait in ms}.
+ */
+const TAKE_SCRIPT = `
+local now
+do local t = redis.call('TIME'); now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
+local n = #KEYS
+local levels = {}
+local worst, worstWait = 0, 0
+for i = 1, n do
+  local rate, burst, cost = tonumber(ARGV[i * 3 - 2]), tonumber(ARGV[i * 3 - 1]), tonumber(ARGV[i * 3])
+  local v = redis.call('HMGET', KEYS[i], 't', 'm')
+  local tokens = burst
+  if v[1] then tokens = math.min(burst, tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * rate) end
+  levels[i] = tokens
+  if tokens < cost then
+    local wait = math.ceil((cost - tokens) / rate)
+    if wait > worstWait then worst, worstWait = i, wait end
+  end
+end
+if worst > 0 then return {worst, worstWait} end
+for i = 1, n do
+  local rate, burst, cost = tonumber(ARGV[i * 3 - 2]), tonumber(ARGV[i * 3 - 1]), tonumber(ARGV[i * 3])
+  local left = levels[i] - cost
+  redis.call('HSET', KEYS[i], 't', string.format('%.6f', left), 'm', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil((burst - left) / rate) + 1000)
+end
+return {0, 0}
+`;
+
+interface TakeCommand {
+  portcullisTake(keyCount: number, ...keysAndArgs: (string | number)[]): Promise<[number, number]>;
+}
+
+/** What the store tells the shell about its health, so it can log once per outage and reconcile on return. */
+export interface SharedStoreEvents {
+  /** The store stopped answering (first failure of an outage). */
+  onDown(reason: string): void;
+  /** It answers again. */
+  onUp(): void;
+}
+
+/**
+ * The shared bucket store of cluster mode. A request waits at most the
+ * connection's command timeout; past it, or while Redis is down, the answer
+ * is "unavailable" and the node's own decision stands.
+ */
+export class RedisBucketStore implements SharedBucketStore {
+  readonly #redis: RedisClient & TakeCommand;
+  readonly #prefix: string;
+  readonly #metrics: ClusterMetrics;
+  readonly #events: SharedStoreEvents;
+  #up = true;
+
+  constructor(redis: RedisClient, prefix: string, metrics: ClusterMetrics, events: SharedStoreEvents) {
+    redis.defineCommand('portcullisTake', { lua: TAKE_SCRIPT });
+    this.#redis = redis as RedisClient & TakeCommand;
+    this.#prefix = prefix;
+    this.#metrics = metrics;
+    this.#events = events;
+  }
+
+  /** Whether the last check reached Redis. */
+  get up(): boolean {
+    return this.#up;
+  }
+
+  async take(request: SharedTake): Promise<TakeOutcome | SharedUnavailable> {
+    const keys: string[] = [];
+    const args: number[] = [];
+    const buckets: BucketSpec[] = [];
+    // One hash tag for every key of the request: one Redis Cluster slot, one atomic script.
+    const tag = `${this.#prefix}{${request.hashTag}}:`;
+    for (const take of request.takes) {
+      for (const bucket of take.buckets) {
+        keys.push(`${tag}${take.key}|${bucket.id}`);
+        args.push(bucket.ratePerMs, bucket.burst, bucket.cost);
+        buckets.push(bucket);
+      }
+    }
+    if (keys.length === 0) return ADMITTED;
+    let answer: [number, number];
+    try {
+      answer = await this.#redis.portcullisTake(keys.length, ...keys, ...args);
+    } catch (error) {
+      const reason = unavailableReason(error as Error);
+      this.#metrics.countCheck(reason);
+      this.#markDown(`${reason}: ${(error as Error).message}`);
+      return { admitted: null, reason };
+    }
+    this.#markUp();
+    const [worst, waitMs] = answer;
+    if (worst === 0) {
+      this.#metrics.countCheck('admitted');
+      return ADMITTED;
+    }
+    this.#metrics.countCheck('refused');
+    return { admitted: false, bucket: buckets[worst - 1] as BucketSpec, retryAfterMs: waitMs };
+  }
+
+  #markDown(reason: string): void {
+    if (!this.#up) return;
+    this.#up = false;
+    this.#metrics.setUp(false);
+    this.#events.onDown(reason);
+  }
+
+  #markUp(): void {
+    if (this.#up) return;
+    this.#up = true;
+    this.#metrics.setUp(true);
+    this.#events.onUp();
+  }
+}
+
+function unavailableReason(error: Error): 'timeout' | 'down' | 'error' {
+  if (/timed? ?out/i.test(error.message)) return 'timeout';
+  if (/writeable|closed|ECONNREFUSED|ECONNRESET|connect|offline|Connection is closed/i.test(error.message)) return 'down';
+  return 'error';
+}
+
+/** For logs: a logger-backed SharedStoreEvents that says so once per outage. */
+export function loggedStoreEvents(logger: Logger, onUp: () => void): SharedStoreEvents {
+  return {
+    onDown: (reason) => logger.warn({ reason }, 'shared store (Redis) unreachable: deciding on this node\'s own buckets until it is back (each node allows the full rate by itself meanwhile)'),
+    onUp: () => {
+      logger.info('shared store (Redis) answers again: shared limits resume');
+      onUp();
+    },
+  };
+}
