@@ -7,9 +7,11 @@ import type { SiteUpstream } from './site-upstreams.js';
 /**
  * Ready when every upstream accepts connections (the top-level one, and each
  * a site names, reported as `upstream of site NAME`) and the firewall
- * backend works as configured. The upstreams are probed at once.
+ * backend works as configured. The upstreams are probed at once. In
+ * cluster mode `store` says whether the shared store answers; it never makes
+ * the node unready.
  */
-export async function checkReadiness(config: PolicyConfig, enforcer: FirewallEnforcer, siteUpstreams: readonly SiteUpstream[] = []): Promise<Readiness> {
+export async function checkReadiness(config: PolicyConfig, enforcer: FirewallEnforcer, siteUpstreams: readonly SiteUpstream[] = [], sharedStore?: { ok: boolean; detail: string }): Promise<Readiness> {
   const timeoutMs = Math.min(config.timeouts.upstream_connect, 2_000);
   const probe = async (upstream: string) => {
     const problem = await probeUpstream(upstream, timeoutMs);
@@ -22,5 +24,7 @@ export async function checkReadiness(config: PolicyConfig, enforcer: FirewallEnf
     checks[`upstream of site ${site.site}`] = sites[index] as { ok: boolean; detail: string };
   });
   checks.firewall = { ok: firewall.ok, detail: firewall.problem ?? `${firewall.active} backend working` };
+  // Degraded, not failing: without Redis a node still holds its own limits.
+  if (sharedStore !== undefined) checks.store = sharedStore;
   return { ready: Object.values(checks).every((check) => check.ok), checks };
 }

@@ -40,6 +40,7 @@ import { createResolver, forwarderOptions, listenerSpec, serverLimits, slotOptio
 import { startEscalation, type EscalationRuntime } from './escalation-runtime.js';
 import { checkReadiness } from './readiness.js';
 import { SiteUpstreams } from './site-upstreams.js';
+import { startCluster, type RunningCluster } from './start-cluster.js';
 import { resolveUpstreamAddresses } from './upstream-addresses.js';
 
 /** A running proxy. */
@@ -109,10 +110,17 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   let countStrike: (rule: string, weight: number) => void = () => {};
+  let cluster: RunningCluster | null = null;
   const assembled = assembleEngine(config, {
     // Every upstream's own requests through the proxy (WordPress loopback and cron calls) come from its address.
     alsoNeverBan: (await Promise.all([...new Set([config.upstream, ...config.sites.flatMap((site) => site.upstream ?? [])])].map((upstream) => resolveUpstreamAddresses(upstream, logger)))).flat(),
-    onStrike: (rule, weight) => countStrike(rule, weight),
+    // Each node counts and shares only its own strikes; those heard from others count toward bans here too.
+    onStrike: (rule, weight, client, site, origin) => {
+      if (origin !== 'local') return;
+      countStrike(rule, weight);
+      cluster?.strike(client, weight, rule, site);
+    },
+    sharedLimits: config.store.type === 'redis',
   });
   const { engine, store, ledger, escalator } = assembled;
   const escalation = await startEscalation(config, ledger, {
@@ -123,6 +131,11 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
     ...(options.banBackend ? { backend: options.banBackend } : {}),
   });
   closers.push('escalation', escalation, () => escalation.close());
+  if (config.store.type === 'redis') {
+    const running = await startCluster(config, { ledger, escalator, clock, wall, timers: systemTimers, logger, registry });
+    closers.push('cluster', running, () => running.close());
+    cluster = running;
+  }
 
   const slots = new UpstreamSlots(slotOptions(config));
   const metrics = new ProxyMetrics(registry, {
@@ -184,7 +197,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   });
   const connectionMetrics = new ConnectionMetrics(registry, { open: () => connections.size, upgraded: () => upgraded.size });
   const server = new ProxyServer(
-    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, sites: siteUpstreams, buffering, connections, upgraded, observer, connectionMetrics, accessLog, clock, wall, timers: systemTimers, logger },
+    { engine, resolver: createResolver(config, assembled.policy, clock, logger), slots, sites: siteUpstreams, ...(cluster === null ? {} : { sharedStore: cluster.store }), buffering, connections, upgraded, observer, connectionMetrics, accessLog, clock, wall, timers: systemTimers, logger },
     serverLimits(config),
   );
 
@@ -238,7 +251,7 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
     nowMs: () => clock.nowMs(),
     epochMs: () => wall.epochMs(),
     prefixLengths: () => config.clients.prefix,
-    readiness: () => checkReadiness(config, escalation.enforcer, siteUpstreams.upstreams),
+    readiness: () => checkReadiness(config, escalation.enforcer, siteUpstreams.upstreams, cluster?.health()),
     reload: () => reload('admin API'),
     upstream: () => ({ in_flight: slots.inFlight, max: config.concurrency.upstream_max, queued: slots.queued, queue_max: config.concurrency.queue_max }),
     trackedClients: () => ({ ...store.sizeByScope(), concurrency: slots.trackedClients }),

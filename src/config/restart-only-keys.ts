@@ -28,6 +28,7 @@ export const RESTART_ONLY_KEYS = [
   'timeouts.upstream_body',
   'request.max_body',
   'buffering.temp_dir',
+  'store',
 ] as const;
 
 function read(config: unknown, path: string): unknown {

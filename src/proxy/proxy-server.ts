@@ -7,7 +7,9 @@ import type { Clock, WallClock } from '../core/clock.js';
 import type { TimerHandle, Timers } from '../core/timers.js';
 import { PortcullisError } from '../core/errors.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
+import type { Decision } from '../engine/decision.js';
 import type { DecisionEngine, RequestFacts } from '../engine/decision-engine.js';
+import type { SharedBucketStore } from '../limiter/shared-bucket-store.js';
 import type { ClientKey } from '../identity/client-key.js';
 import type { ConnectionMetrics } from '../metrics/connection-metrics.js';
 import type { ClientResolver } from '../identity/client-resolver.js';
@@ -59,6 +61,8 @@ export interface ProxyServerParts {
   readonly accessLog: AccessLog | null;
   /** Per-site upstreams and caps (`sites:`); absent: every request goes where its listener sends it, under `slots`. */
   readonly sites?: SiteRouting;
+  /** Cluster mode: the buckets every node shares, asked after the node's own admitted a request; absent: this node alone. */
+  readonly sharedStore?: SharedBucketStore;
   readonly clock: Clock;
   /** Wall-clock time, for the access log's `%t`. */
   readonly wall: WallClock;
@@ -314,7 +318,8 @@ export class ProxyServer {
     }
     const { request, origin } = facts(req, who.client, context, engine.policy);
     const decidedMs = clock.nowMs();
-    const decision = engine.decide(request, decidedMs);
+    const decided = this.#settled(request, engine.decide(request, decidedMs));
+    const decision = decided instanceof Promise ? await decided : decided;
     observer.decided(request, decision, decidedMs);
     // Called before the answer is written, so its body bytes are counted.
     const logAnswer = (status: number, refusal: string) => this.#logAnswer(req, res, request, context, decidedMs, status, refusal);
@@ -454,6 +459,18 @@ export class ProxyServer {
     return null;
   }
 
+  /**
+   * Cluster mode: a request the node's own buckets admitted also pays the
+   * shared ones before it goes on (the store bounds the wait by
+   * `store.timeout`; unavailable keeps the local decision). A decision
+   * without shared takes returns as it is, so the caller need not await it.
+   */
+  #settled(request: RequestFacts, decision: Decision): Decision | Promise<Decision> {
+    const shared = this.#parts.sharedStore;
+    if (decision.action !== 'allow' || decision.shared === undefined || shared === undefined) return decision;
+    return shared.take(decision.shared.take).then((outcome) => this.#parts.engine.settleShared(request, decision, outcome, this.#parts.clock.nowMs()));
+  }
+
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, context: ListenerContext): Promise<void> {
     // Node removed its error listener from this socket when the request upgraded.
     socket.on('error', onSocketError);
@@ -464,7 +481,8 @@ export class ProxyServer {
     }
     const { request, origin } = facts(req, who.client, context, this.#parts.engine.policy);
     const decidedMs = this.#parts.clock.nowMs();
-    const decision = this.#parts.engine.decide(request, decidedMs);
+    const decided = this.#settled(request, this.#parts.engine.decide(request, decidedMs));
+    const decision = decided instanceof Promise ? await decided : decided;
     this.#parts.observer.decided(request, decision, decidedMs);
     // A raw socket: its answers have no body, so the line can be written at once.
     const logAnswer = (status: number, refusal: string) => this.#logAnswer(req, null, request, context, decidedMs, status, refusal);

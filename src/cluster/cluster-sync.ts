@@ -1,0 +1,219 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock, WallClock } from '../core/clock.js';
+import type { TimerHandle, Timers } from '../core/timers.js';
+import type { BanChange, BanLedger } from '../escalation/ban-ledger.js';
+import type { Ban } from '../escalation/ban.js';
+import type { Escalator } from '../escalation/escalator.js';
+import { makeClientKey, parseClientAddress, type ClientKey, type PrefixLengths } from '../identity/client-key.js';
+import type { ClusterMetrics } from '../metrics/cluster-metrics.js';
+import { fromSharedBan, toSharedBan } from './cluster-bans.js';
+import type { RedisClient } from './redis-connection.js';
+
+/** How long strikes wait to be sent together: "at most ~100 ms late". */
+const STRIKE_BATCH_MS = 100;
+/** Distinct clients in one strike batch, at most: a flood of many addresses sends several batches, never an unbounded one. */
+const STRIKE_BATCH_MAX = 5_000;
+
+/** One message on the cluster channel. */
+type ClusterMessage =
+  | { readonly from: string; readonly kind: 'strikes'; readonly strikes: readonly (readonly [ip: string, weight: number, rule: string, site: string | null])[] }
+  | { readonly from: string; readonly kind: 'ban'; readonly ban: unknown }
+  | { readonly from: string; readonly kind: 'lift'; readonly target: string };
+
+export interface ClusterSyncParts {
+  /** Commands (bans hash, publish). */
+  readonly redis: RedisClient;
+  /** A second connection in subscriber mode. */
+  readonly subscriber: RedisClient;
+  /** `store.prefix`. */
+  readonly prefix: string;
+  readonly ledger: BanLedger;
+  readonly escalator: Escalator;
+  readonly clientPrefix: PrefixLengths;
+  readonly clock: Clock;
+  readonly wall: WallClock;
+  readonly timers: Timers;
+  readonly logger: Logger;
+  readonly metrics: ClusterMetrics;
+}
+
+/**
+ * Shares strikes and bans between nodes through Redis. Strikes are batched
+ * per 100 ms and published; every node counts them toward the same ban.
+ * Every ban a node makes (by strikes, prefix escalation or by hand) is
+ * written to one Redis hash, with its expiry and count (so growing bans and
+ * prefix bans work across nodes), and published; a lift is deleted and
+ * published. Each node applies what it hears to its own ledger, from which
+ * its in-proxy list and its kernel backend follow. At start and at every
+ * reconnect the hash and the ledger are reconciled as a union: the longer
+ * expiry wins, and bans made while Redis was away are written to it.
+ */
+export class ClusterSync {
+  readonly #parts: ClusterSyncParts;
+  readonly #node = randomUUID();
+  readonly #channel: string;
+  readonly #bansKey: string;
+  readonly #pending = new Map<string, [ip: string, weight: number, rule: string, site: string | null]>();
+  #flushTimer: TimerHandle = null;
+  /** Set while a ban or lift heard from another node is applied, so it is not sent back. */
+  #applying = false;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(parts: ClusterSyncParts) {
+    this.#parts = parts;
+    this.#channel = `${parts.prefix}events`;
+    this.#bansKey = `${parts.prefix}bans`;
+  }
+
+  /** Subscribes, follows the ledger, and reconciles now and at every reconnect. */
+  async start(): Promise<void> {
+    const { subscriber, redis, ledger, logger } = this.#parts;
+    subscriber.on('message', (channel: string, text: string) => {
+      if (channel === this.#channel) this.#receive(text);
+    });
+    subscriber.subscribe(this.#channel).catch((error: Error) => logger.warn({ err: error.message }, 'cluster: subscribing to ban and strike events failed; retried at reconnect'));
+    this.#unsubscribe = ledger.onChange((change) => this.#share(change));
+    redis.on('ready', () => void this.reconcile());
+    if (redis.status === 'ready') await this.reconcile();
+  }
+
+  /** A strike this node counted: sent to the others with the next batch. */
+  strike(client: ClientKey, weight: number, rule: string, site: string | undefined): void {
+    const known = this.#pending.get(client.ip);
+    if (known !== undefined) known[1] += weight;
+    else if (this.#pending.size < STRIKE_BATCH_MAX) this.#pending.set(client.ip, [client.ip, weight, rule, site ?? null]);
+    // One timer per batch, not per strike: an idle node sets none.
+    this.#flushTimer ??= this.#parts.timers.setTimeout(() => this.#flush(), STRIKE_BATCH_MS);
+  }
+
+  /** Makes the ledger and the shared bans one: loads what others banned, writes what this node banned meanwhile. */
+  async reconcile(): Promise<void> {
+    const { redis, ledger, clock, wall, logger } = this.#parts;
+    try {
+      const stored = await redis.hgetall(this.#bansKey);
+      const nowMs = clock.nowMs();
+      const expired: string[] = [];
+      for (const [target, text] of Object.entries(stored)) {
+        const shared = this.#parse(text);
+        if (shared === null) {
+          expired.push(target);
+          continue;
+        }
+        this.#applyBan(shared, nowMs);
+      }
+      if (expired.length > 0) await redis.hdel(this.#bansKey, ...expired);
+      // Then ours: every active ban Redis lacks, or holds shorter, is written.
+      const writes: string[] = [];
+      const announce: unknown[] = [];
+      for (const ban of ledger.active()) {
+        const theirs = stored[ban.target] === undefined ? null : this.#parse(stored[ban.target] as string);
+        if (theirs !== null && theirs.expiresMs >= ban.expiresMs) continue;
+        const shared = toSharedBan(ban, clock, wall);
+        writes.push(ban.target, JSON.stringify(shared));
+        announce.push(shared);
+      }
+      if (writes.length > 0) await redis.hset(this.#bansKey, ...writes);
+      // Nodes that reconciled before this one wrote would not see them otherwise.
+      for (const ban of announce) await this.#publish({ from: this.#node, kind: 'ban', ban }, 'ban');
+      logger.info({ shared: Object.keys(stored).length - expired.length, written: writes.length / 2 }, 'cluster: bans reconciled with the shared store');
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, 'cluster: could not reconcile bans with the shared store; retried at reconnect');
+    }
+  }
+
+  /** Sends the last strikes and stops following. */
+  async close(): Promise<void> {
+    this.#parts.timers.clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    await this.#flush().catch(() => undefined);
+    this.#unsubscribe?.();
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushTimer = null;
+    if (this.#pending.size === 0) return;
+    const strikes = [...this.#pending.values()];
+    this.#pending.clear();
+    await this.#publish({ from: this.#node, kind: 'strikes', strikes }, 'strikes');
+  }
+
+  #share(change: BanChange): void {
+    if (this.#applying) return;
+    const { redis, clock, wall } = this.#parts;
+    if (change.kind === 'added') {
+      const shared = toSharedBan(change.ban, clock, wall);
+      redis.hset(this.#bansKey, change.ban.target, JSON.stringify(shared)).catch(() => undefined);
+      void this.#publish({ from: this.#node, kind: 'ban', ban: shared }, 'ban');
+    } else if (change.kind === 'removed' && change.why === 'lifted') {
+      redis.hdel(this.#bansKey, change.ban.target).catch(() => undefined);
+      void this.#publish({ from: this.#node, kind: 'lift', target: change.ban.target }, 'lift');
+    }
+  }
+
+  async #publish(message: ClusterMessage, kind: ClusterMessage['kind']): Promise<void> {
+    try {
+      await this.#parts.redis.publish(this.#channel, JSON.stringify(message));
+      this.#parts.metrics.countMessage(kind, 'out');
+    } catch {
+      // Redis is away: bans are written at the reconcile after it returns; strikes of the outage stay local.
+    }
+  }
+
+  #receive(text: string): void {
+    let message: ClusterMessage;
+    try {
+      message = JSON.parse(text) as ClusterMessage;
+    } catch {
+      return;
+    }
+    if (message.from === this.#node) return;
+    const { escalator, ledger, clock, clientPrefix, metrics } = this.#parts;
+    const nowMs = clock.nowMs();
+    if (message.kind === 'strikes' && Array.isArray(message.strikes)) {
+      metrics.countMessage('strikes', 'in');
+      for (const entry of message.strikes) {
+        const [ip, weight, rule, site] = entry;
+        const addr = typeof ip === 'string' ? parseClientAddress(ip) : null;
+        if (addr === null || typeof weight !== 'number' || !(weight > 0) || typeof rule !== 'string') continue;
+        escalator.strike(makeClientKey(addr, clientPrefix), weight, rule, nowMs, site ?? undefined, 'remote');
+      }
+    } else if (message.kind === 'ban') {
+      metrics.countMessage('ban', 'in');
+      const shared = fromSharedBan(message.ban, clock, this.#parts.wall);
+      if ('ban' in shared) this.#applyBan(shared.ban, nowMs);
+    } else if (message.kind === 'lift' && typeof message.target === 'string') {
+      metrics.countMessage('lift', 'in');
+      this.#applying = true;
+      try {
+        ledger.lift(message.target);
+      } finally {
+        this.#applying = false;
+      }
+    }
+  }
+
+  /** Adds a ban heard from another node unless this node holds one on the target that lasts as long. */
+  #applyBan(ban: Ban, nowMs: number): void {
+    const ledger = this.#parts.ledger;
+    const mine = ledger.get(ban.target, nowMs);
+    if (mine !== null && mine.expiresMs >= ban.expiresMs) return;
+    this.#applying = true;
+    try {
+      ledger.add(ban);
+    } finally {
+      this.#applying = false;
+    }
+  }
+
+  #parse(text: string): Ban | null {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return null;
+    }
+    const shared = fromSharedBan(value, this.#parts.clock, this.#parts.wall);
+    return 'ban' in shared ? shared.ban : null;
+  }
+}
