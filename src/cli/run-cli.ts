@@ -2,6 +2,7 @@ import { PortcullisError } from '../core/errors.js';
 import { runBans } from './bans-command.js';
 import { runCheck } from './check-command.js';
 import { runExplain } from './explain-command.js';
+import { runInit } from './init-command.js';
 import { runReload } from './reload-command.js';
 import { runReplay } from './replay-command.js';
 import { runServe } from './serve-command.js';
@@ -22,6 +23,10 @@ Commands:
                           FILE:LINE:COL: message
   replay LOGFILE...       try a policy on Apache access logs: who would have been
                           limited, blocked and banned, and when
+  init --out DIR          read Apache's layout (apache2ctl -S) and certbot's
+                          certificates; write a starter policy, the Apache
+                          changes and the systemd unit into DIR, and print the
+                          plan that applies them (nothing is run)
   help                    show this help
 
 status, bans, explain and reload talk to the admin API of a running portcullis
@@ -47,6 +52,8 @@ export async function runCli(argv: string[]): Promise<number> {
         return await runReload(rest, process.stdout, process.stderr);
       case 'replay':
         return await runReplay(rest, process.stdout, process.stderr);
+      case 'init':
+        return await runInit(rest, process.stdout, process.stderr);
       case undefined:
       case 'help':
       case '-h':

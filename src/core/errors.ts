@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   PC_ERR_ACCESS_LOG: 'The access log file could not be opened or written; requests are still served.',
   PC_ERR_BUFFER_TEMP: "A temp file for buffering could not be created, written or read in buffering.temp_dir; bodies that need one get 413 or 503, and responses are passed on at the client's pace instead.",
   PC_ERR_TLS_CERTIFICATE: 'A TLS certificate or key in tls.certificates or tls.certbot_live cannot be served (unreadable, not PEM, key not matching, expired, no host names); the message names the file and what to do. At a reload the previous certificate for that name stays.',
+  PC_ERR_APACHE_LAYOUT: "portcullis init could not read Apache's layout: apache2ctl -S did not run, failed, or printed something it cannot read; the message says which (try --apachectl or --apache-config).",
+  PC_ERR_INIT_OUTPUT: 'portcullis init wrote nothing: a file it would write exists already (--force replaces it), the output directory cannot be written, or a file it copies from the installation (deploy/) is missing.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

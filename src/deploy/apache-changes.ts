@@ -1,0 +1,98 @@
+/**
+ * The Apache side of a front-door plan, as files and commands for a person
+ * to run: a ports.conf with Apache on loopback (deploy/apache/ports.conf's
+ * address), and per vhost file one `sed` that moves its `<VirtualHost>` to
+ * that address and removes (or, when only some sites redirect, restricts to
+ * plain HTTP) certbot's redirect; a redirecting pair's `:443` twin is
+ * disabled instead, since the `:80` vhost, moved, now serves both. Every
+ * edit is by line number, from the lines `init` read, in one `sed` per file
+ * (so its numbers are the file's as read), keeping a `.before-portcullis`
+ * copy; `--follow-symlinks`, or sed would replace sites-enabled's symlink by
+ * a file.
+ */
+import { basename, dirname } from 'node:path';
+import { APACHE_LOOPBACK, type FrontDoorPlan, type PlacedVhost, type PlannedSite } from './front-door-plan.js';
+
+/** A step of the Apache changes: what it does, and the shell commands, or none when it is by hand. */
+export interface ApacheStep {
+  readonly why: string;
+  readonly commands: readonly string[];
+}
+
+/** The ports.conf to install: APACHE_LOOPBACK, and the loopback addresses Apache already had (their Listen lines are kept). */
+export function renderPortsConf(plan: FrontDoorPlan): string {
+  const kept = plan.leftAlone.filter((entry) => /^(127\.|\[::1\])/.test(entry.address)).map((entry) => entry.address);
+  return [
+    '# /etc/apache2/ports.conf behind portcullis, written by `portcullis init`',
+    '# (the shipped deploy/apache/ports.conf, with the loopback addresses Apache',
+    '# already had). Apache listens on loopback only, so clients reach it through',
+    "# portcullis and nowhere else: this is the policy's `upstream`. There is no",
+    '# Listen 443: TLS ends at portcullis, which forwards HTTPS requests here as',
+    '# plain HTTP with X-Forwarded-Proto: https (see portcullis.conf).',
+    '',
+    `Listen ${APACHE_LOOPBACK}`,
+    // Apache has no trailing comments: a word after Listen's address is its protocol.
+    ...[...new Set(kept)].filter((address) => address !== APACHE_LOOPBACK).flatMap((address) => ['# A vhost already on loopback, left as it was.', `Listen ${address}`]),
+    '',
+  ].join('\n');
+}
+
+/** The per-vhost edits, in file order. */
+export function vhostEditSteps(plan: FrontDoorPlan): ApacheStep[] {
+  const siteOf = new Map<PlacedVhost, PlannedSite>();
+  for (const site of plan.sites) for (const placed of [site.plain, site.tls]) if (placed !== undefined) siteOf.set(placed, site);
+  const redirectByPortcullis = plan.plainListener?.redirectHttps === true;
+  const edits = new Map<string, { expressions: string[]; why: string[] }>();
+  const steps: ApacheStep[] = [];
+  const edit = (file: string, why: string, expressions: string[]): void => {
+    const entry = edits.get(file) ?? { expressions: [], why: [] };
+    entry.expressions.push(...expressions);
+    entry.why.push(why);
+    edits.set(file, entry);
+  };
+  for (const placed of plan.moved) {
+    const site = siteOf.get(placed);
+    const { file, line } = placed.vhost;
+    const name = site?.name ?? `the catch-all ${placed.vhost.serverName}`;
+    const move = `${line}s/<VirtualHost [^>]*>/<VirtualHost ${APACHE_LOOPBACK}>/`;
+    const moved = `<VirtualHost> on line ${line} to ${APACHE_LOOPBACK}`;
+    if (site !== undefined && placed === site.tls && site.plain !== undefined) {
+      const enabled = /\/sites-enabled$/.test(dirname(file));
+      steps.push({
+        why: `${name}: its :443 twin ${file}:${line} goes; the :80 vhost, moved, serves HTTP and HTTPS (merge into it anything you added only here)`,
+        commands: enabled ? [`a2dissite ${shellQuote(basename(file).replace(/\.conf$/, ''))}`] : [],
+      });
+      continue;
+    }
+    if (placed.block === null) {
+      steps.push({ why: `${name}: ${file}:${line} could not be read: move its <VirtualHost> to ${APACHE_LOOPBACK} by hand${placed === site?.tls ? ' and remove its SSL directives' : ''}`, commands: [] });
+      continue;
+    }
+    if (site !== undefined && placed === site.tls) {
+      // A TLS-only site: the vhost itself moves, without its TLS directives (portcullis holds the certificate now).
+      edit(file, `${name}: ${moved}, its SSL lines removed`, [move, ...placed.block.tlsLines.map((entry) => `${entry.line}d`)]);
+      continue;
+    }
+    const redirect = site?.redirectsToHttps === true ? placed.block.httpsRedirect : [];
+    if (redirect.length > 0 && redirectByPortcullis) {
+      edit(file, `${name}: ${moved}, certbot's redirect (lines ${redirect.map((entry) => entry.line).join(', ')}) removed: portcullis redirects`, [move, ...redirect.map((entry) => `${entry.line}d`)]);
+    } else if (redirect.length > 0 && /^RewriteRule\s/i.test(redirect.at(-1)?.text ?? '')) {
+      // Apache sees HTTPS requests as plain HTTP now: only those that came over plain HTTP may be redirected.
+      edit(file, `${name}: ${moved}, its redirect kept for requests that came over plain HTTP`, [move, `${redirect[0]?.line}i RewriteCond %{HTTP:X-Forwarded-Proto} !=https`]);
+    } else if (redirect.length > 0) {
+      edit(file, `${name}: ${moved}`, [move]);
+      steps.push({ why: `${name}: replace its ${redirect.at(-1)?.text} (${file}:${redirect.at(-1)?.line}) by a RewriteRule under RewriteCond %{HTTP:X-Forwarded-Proto} !=https, or HTTPS requests loop`, commands: [] });
+    } else {
+      edit(file, `${name}: ${moved}`, [move]);
+    }
+  }
+  for (const [file, entry] of edits) {
+    steps.push({ why: entry.why.join('; '), commands: [`sed --follow-symlinks -i.before-portcullis ${entry.expressions.map((expression) => `-e ${shellQuote(expression)}`).join(' ')} ${shellQuote(file)}`] });
+  }
+  return steps;
+}
+
+/** Quotes a word for a POSIX shell when it needs it. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
