@@ -13,7 +13,7 @@ import { unitForPolicy } from '../deploy/service-unit.js';
 import { renderStarterPolicy } from '../deploy/starter-policy.js';
 import { readVirtualHostBlock, type VirtualHostBlock } from '../deploy/virtual-host-block.js';
 import { checkCertificates } from '../tls/certificate-check.js';
-import { formatCertificateProblem } from '../tls/certificate-problem.js';
+import { formatCertificateProblem, type CertificateProblem } from '../tls/certificate-problem.js';
 import { parseCommandArgs } from './usage-error.js';
 
 const run = promisify(execFile);
@@ -95,8 +95,10 @@ export async function runInit(args: string[], out: NodeJS.WritableStream, err: N
   const dumpArgs = [...(values['apache-config'] === undefined ? [] : ['-f', values['apache-config']]), '-S'];
   const dumpCommand = [values.apachectl as string, ...dumpArgs].join(' ');
   const dump = parseApacheVhostDump(await dumpVhosts(values.apachectl as string, dumpArgs, dumpCommand));
-  const certificates = await findCertificates(certbotLive, err);
+  const { certificates, problems } = await findCertificates(certbotLive);
   const plan = planFrontDoor({ dump, blocks: await readBlocks(dump), certificates, allowXmlrpc });
+  // Certificates matter only where Apache served TLS: elsewhere a missing live directory is no news.
+  if (plan.sites.some((site) => site.tls !== undefined)) for (const problem of problems) err.write(`portcullis init: warning: ${formatCertificateProblem(problem)}\n`);
 
   const files: Record<string, string> = {
     'portcullis.yaml': renderStarterPolicy(await readShipped(DEFAULT_POLICY_FILE), plan, { certbotLive: certDir }),
@@ -148,11 +150,10 @@ async function readBlocks(dump: ApacheVhostDump): Promise<Map<string, VirtualHos
   return blocks;
 }
 
-/** The certificates certbot's live directory holds, read and checked as serve would; problems are warnings. */
-async function findCertificates(certbotLive: string, err: NodeJS.WritableStream): Promise<FoundCertificate[]> {
+/** The certificates certbot's live directory holds, read and checked as serve would, and the problems of those it cannot serve. */
+async function findCertificates(certbotLive: string): Promise<{ certificates: FoundCertificate[]; problems: readonly CertificateProblem[] }> {
   const { served, problems } = await checkCertificates({ certificates: [], certbot_live: certbotLive });
-  for (const problem of problems) err.write(`portcullis init: warning: ${formatCertificateProblem(problem)}\n`);
-  return served.map((certificate) => ({ name: certificate.name, hostNames: certificate.hostNames }));
+  return { certificates: served.map((certificate) => ({ name: certificate.name, hostNames: certificate.hostNames })), problems };
 }
 
 async function readShipped(file: string): Promise<string> {

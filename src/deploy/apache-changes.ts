@@ -43,7 +43,9 @@ export function vhostEditSteps(plan: FrontDoorPlan): ApacheStep[] {
   for (const site of plan.sites) for (const placed of [site.plain, site.tls]) if (placed !== undefined) siteOf.set(placed, site);
   const redirectByPortcullis = plan.plainListener?.redirectHttps === true;
   const edits = new Map<string, { expressions: string[]; why: string[] }>();
-  const steps: ApacheStep[] = [];
+  // In the order a person runs them: the edits, then the twins disabled, then what is left to do by hand.
+  const disables: ApacheStep[] = [];
+  const byHand: ApacheStep[] = [];
   const edit = (file: string, why: string, expressions: string[]): void => {
     const entry = edits.get(file) ?? { expressions: [], why: [] };
     entry.expressions.push(...expressions);
@@ -58,14 +60,14 @@ export function vhostEditSteps(plan: FrontDoorPlan): ApacheStep[] {
     const moved = `<VirtualHost> on line ${line} to ${APACHE_LOOPBACK}`;
     if (site !== undefined && placed === site.tls && site.plain !== undefined) {
       const enabled = /\/sites-enabled$/.test(dirname(file));
-      steps.push({
+      disables.push({
         why: `${name}: its :443 twin ${file}:${line} goes; the :80 vhost, moved, serves HTTP and HTTPS (merge into it anything you added only here)`,
         commands: enabled ? [`a2dissite ${shellQuote(basename(file).replace(/\.conf$/, ''))}`] : [],
       });
       continue;
     }
     if (placed.block === null) {
-      steps.push({ why: `${name}: ${file}:${line} could not be read: move its <VirtualHost> to ${APACHE_LOOPBACK} by hand${placed === site?.tls ? ' and remove its SSL directives' : ''}`, commands: [] });
+      byHand.push({ why: `${name}: ${file}:${line} could not be read: move its <VirtualHost> to ${APACHE_LOOPBACK} by hand${placed === site?.tls ? ' and remove its SSL directives' : ''}`, commands: [] });
       continue;
     }
     if (site !== undefined && placed === site.tls) {
@@ -81,15 +83,13 @@ export function vhostEditSteps(plan: FrontDoorPlan): ApacheStep[] {
       edit(file, `${name}: ${moved}, its redirect kept for requests that came over plain HTTP`, [move, `${redirect[0]?.line}i RewriteCond %{HTTP:X-Forwarded-Proto} !=https`]);
     } else if (redirect.length > 0) {
       edit(file, `${name}: ${moved}`, [move]);
-      steps.push({ why: `${name}: replace its ${redirect.at(-1)?.text} (${file}:${redirect.at(-1)?.line}) by a RewriteRule under RewriteCond %{HTTP:X-Forwarded-Proto} !=https, or HTTPS requests loop`, commands: [] });
+      byHand.push({ why: `${name}: replace its ${redirect.at(-1)?.text} (${file}:${redirect.at(-1)?.line}) by a RewriteRule under RewriteCond %{HTTP:X-Forwarded-Proto} !=https, or HTTPS requests loop`, commands: [] });
     } else {
       edit(file, `${name}: ${moved}`, [move]);
     }
   }
-  for (const [file, entry] of edits) {
-    steps.push({ why: entry.why.join('; '), commands: [`sed --follow-symlinks -i.before-portcullis ${entry.expressions.map((expression) => `-e ${shellQuote(expression)}`).join(' ')} ${shellQuote(file)}`] });
-  }
-  return steps;
+  const seds = [...edits].map(([file, entry]) => ({ why: entry.why.join('; '), commands: [`sed --follow-symlinks -i.before-portcullis ${entry.expressions.map((expression) => `-e ${shellQuote(expression)}`).join(' ')} ${shellQuote(file)}`] }));
+  return [...seds, ...disables, ...byHand];
 }
 
 /** Quotes a word for a POSIX shell when it needs it. */

@@ -42,14 +42,19 @@ export function renderPlan(plan: FrontDoorPlan, context: PlanContext): string {
 
   const file = (name: string): string => shellQuote(join(context.outDir, name));
   const root = context.apacheRoot;
-  const commands: string[] = [
-    '# 1. The portcullis user and the policy.',
+  const commands: string[] = [];
+  let steps = 0;
+  const step = (title: string): void => {
+    commands.push(`# ${++steps}. ${title}`);
+  };
+  step('The portcullis user and the policy.');
+  commands.push(
     'id portcullis >/dev/null 2>&1 || useradd --system --home-dir /var/lib/portcullis --shell /usr/sbin/nologin portcullis',
     'install -d -m 0750 -g portcullis /etc/portcullis',
     `install -m 0640 -g portcullis ${file('portcullis.yaml')} ${shellQuote(context.policyPath)}`,
-  ];
+  );
   if (plan.tlsListener !== undefined) {
-    commands.push("# 2. Certificates: certbot's live/ is root-only; the deploy hook copies each for portcullis's user, now and at every renewal.");
+    step("Certificates: certbot's live/ is root-only; the deploy hook copies each for portcullis's user, now and at every renewal.");
     if (context.certDir === context.certbotLive) {
       commands.push(`chgrp -R portcullis ${shellQuote(context.certbotLive)} ${shellQuote(join(context.certbotLive, '..', 'archive'))} && chmod -R g+rX ${shellQuote(context.certbotLive)} ${shellQuote(join(context.certbotLive, '..', 'archive'))}`);
     } else {
@@ -63,11 +68,13 @@ export function renderPlan(plan: FrontDoorPlan, context: PlanContext): string {
     commands.push('# Renewals must stop using the apache plugin: re-issue each certificate with --webroot (README, "Certificates").');
   }
   commands.push(`portcullis check ${shellQuote(context.policyPath)}`);
+  step('The systemd unit (started with the switch, below).');
   commands.push(
-    '# 3. The systemd unit (started at step 5).',
     `install -m 0644 ${file('portcullis.service')} /etc/systemd/system/portcullis.service`,
     'systemctl daemon-reload && systemctl enable portcullis',
-    '# 4. Apache on loopback, believing portcullis for the client address and HTTPS.',
+  );
+  step('Apache on loopback, believing portcullis for the client address and HTTPS.');
+  commands.push(
     `cp ${shellQuote(join(root, 'ports.conf'))} ${shellQuote(join(root, 'ports.conf.before-portcullis'))}`,
     `install -m 0644 ${file('ports.conf')} ${shellQuote(join(root, 'ports.conf'))}`,
     `install -m 0644 ${file('portcullis.conf')} ${shellQuote(join(root, 'conf-available', 'portcullis.conf'))}`,
@@ -75,12 +82,13 @@ export function renderPlan(plan: FrontDoorPlan, context: PlanContext): string {
   );
   for (const step of vhostEditSteps(plan)) commands.push(`# ${step.why}`, ...step.commands);
   if (plan.tlsListener !== undefined && !plan.leftAlone.some((entry) => entry.tls)) commands.push('# No vhost serves TLS any more.', 'a2dismod ssl');
-  commands.push(
-    'apache2ctl configtest',
-    '# 5. The switch (clients see nothing on :80 for a moment).',
-    'systemctl restart apache2 && systemctl restart portcullis',
-    ...(plan.tlsListener === undefined ? [] : ['# 6. A renewal through portcullis.', 'certbot renew --dry-run']),
-  );
+  commands.push('apache2ctl configtest');
+  step('The switch (clients see nothing on :80 for a moment).');
+  commands.push('systemctl restart apache2 && systemctl restart portcullis');
+  if (plan.tlsListener !== undefined) {
+    step('A renewal through portcullis.');
+    commands.push('certbot renew --dry-run');
+  }
   out.push('', 'Plan: nothing above has been run and Apache has not been changed. Review, then run as root, in this order:', '', ...commands, '');
   return out.join('\n');
 }
