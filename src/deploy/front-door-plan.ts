@@ -16,6 +16,7 @@
  * were found: without one it would not start.
  */
 import { PortcullisError } from '../core/errors.js';
+import { hostPatternCovers, parseHostPattern, type HostPattern } from '../policy/host-pattern.js';
 import type { ApacheVhostDump, DumpedVirtualHost } from './apache-vhost-dump.js';
 import type { VirtualHostBlock } from './virtual-host-block.js';
 
@@ -121,6 +122,32 @@ export function planFrontDoor(input: FrontDoorInput): FrontDoorPlan {
         if (!site.hosts.includes(host)) site.hosts.push(host);
       }
       sites.set(serverName, site);
+    }
+  }
+
+  // Apache gives a name to the first vhost any of whose names match it: a later vhost's name an earlier one
+  // covers (the same name, or below an earlier wildcard) is never served by it, and a site listing it fails check.
+  const earlier: { pattern: HostPattern; site: string }[] = [];
+  for (const [serverName, site] of sites) {
+    const kept: string[] = [];
+    for (const host of site.hosts) {
+      const pattern = parseHostPattern(host);
+      if (typeof pattern === 'string') {
+        notes.push(`${host} (site ${serverName}) is not a name a site can have (${pattern}): left out`);
+        continue;
+      }
+      const cover = earlier.find((other) => other.site !== serverName && hostPatternCovers(other.pattern, pattern));
+      if (cover !== undefined) {
+        notes.push(`${host} is served by the earlier vhost ${cover.site} (its ${cover.pattern.text}) in Apache, not by ${serverName}: left out of site ${serverName}`);
+        continue;
+      }
+      kept.push(pattern.text);
+    }
+    site.hosts = kept;
+    earlier.push(...kept.map((host) => ({ pattern: parseHostPattern(host) as HostPattern, site: serverName })));
+    if (kept.length === 0) {
+      notes.push(`${serverName} has no name Apache would choose it by: no site for it`);
+      sites.delete(serverName);
     }
   }
 

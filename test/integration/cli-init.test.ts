@@ -222,6 +222,17 @@ describe('portcullis init: no certificates found', () => {
     }
   }, 120_000);
 
+  it('has --help, and is in the command list', async () => {
+    const help = await runCli(['init', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: portcullis init --out DIR/);
+    expect(help.stdout).toContain('--allow-xmlrpc SITES');
+    expect((await runCli(['help'])).stdout).toMatch(/^ {2}init --out DIR {10}read Apache's layout/m);
+    const missing = await runCli(['init']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/init needs --out DIR.*\n.*\[PC_ERR_USAGE\]/);
+  });
+
   it('fails with PC_ERR_APACHE_LAYOUT when apachectl cannot run, and writes nothing', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'portcullis-init-')), 'out');
     try {

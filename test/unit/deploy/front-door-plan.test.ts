@@ -73,3 +73,28 @@ describe('planFrontDoor', () => {
     expect(plan.plainListener).toBeUndefined();
   });
 });
+
+describe('planFrontDoor and names an earlier vhost has', () => {
+  it("leaves out of a site the names an earlier vhost serves in Apache (the same name, or below its wildcard), and a site with none left", () => {
+    const plan = planFrontDoor(
+      input([address('*:80', true, [['a.example', 'a.conf', ['*.a.example']], ['shop.a.example', 'shop.conf', ['shop.example']], ['b.example', 'b.conf', ['shop.example', 'b2.example']], ['x.a.example', 'x.conf']])], {
+        'a.conf': plain80('a.example'),
+        'shop.conf': plain80('shop.a.example'),
+        'b.conf': plain80('b.example'),
+        'x.conf': plain80('x.a.example'),
+      }),
+    );
+    expect(plan.sites.map((site) => [site.name, site.hosts])).toEqual([
+      ['a.example', ['a.example', '*.a.example']],
+      ['shop.a.example', ['shop.example']],
+      ['b.example', ['b.example', 'b2.example']],
+    ]);
+    expect(plan.notes).toEqual(
+      expect.arrayContaining([
+        'shop.a.example is served by the earlier vhost a.example (its *.a.example) in Apache, not by shop.a.example: left out of site shop.a.example',
+        'shop.example is served by the earlier vhost shop.a.example (its shop.example) in Apache, not by b.example: left out of site b.example',
+        'x.a.example has no name Apache would choose it by: no site for it',
+      ]),
+    );
+  });
+});
