@@ -75,17 +75,18 @@ export function vhostEditSteps(plan: FrontDoorPlan): ApacheStep[] {
       edit(file, `${name}: ${moved}, its SSL lines removed`, [move, ...placed.block.tlsLines.map((entry) => `${entry.line}d`)]);
       continue;
     }
-    const redirect = site?.redirectsToHttps === true ? placed.block.httpsRedirect : [];
-    if (redirect.length > 0 && redirectByPortcullis) {
-      edit(file, `${name}: ${moved}, certbot's redirect (lines ${redirect.map((entry) => entry.line).join(', ')}) removed: portcullis redirects`, [move, ...redirect.map((entry) => `${entry.line}d`)]);
-    } else if (redirect.length > 0 && /^RewriteRule\s/i.test(redirect.at(-1)?.text ?? '')) {
-      // Apache sees HTTPS requests as plain HTTP now: only those that came over plain HTTP may be redirected.
-      edit(file, `${name}: ${moved}, its redirect kept for requests that came over plain HTTP`, [move, `${redirect[0]?.line}i RewriteCond %{HTTP:X-Forwarded-Proto} !=https`]);
-    } else if (redirect.length > 0) {
-      edit(file, `${name}: ${moved}`, [move]);
-      byHand.push({ why: `${name}: replace its ${redirect.at(-1)?.text} (${file}:${redirect.at(-1)?.line}) by a RewriteRule under RewriteCond %{HTTP:X-Forwarded-Proto} !=https, or HTTPS requests loop`, commands: [] });
-    } else {
-      edit(file, `${name}: ${moved}`, [move]);
+    const redirects = placed.block.httpsRedirects;
+    if (redirects.length > 0 && site?.redirectsToHttps === true && redirectByPortcullis) {
+      const lines = redirects.flatMap((redirect) => redirect.lines);
+      edit(file, `${name}: ${moved}, its redirects to https (lines ${lines.map((entry) => entry.line).join(', ')}) removed: portcullis redirects`, [move, ...lines.map((entry) => `${entry.line}d`)]);
+      continue;
+    }
+    // Apache sees HTTPS requests as plain HTTP now: a redirect to https:// that stays must be limited to those that came over plain HTTP, or they loop.
+    const rewrites = redirects.filter((redirect) => redirect.kind === 'rewrite');
+    const kept = rewrites.length === 0 ? '' : `, its redirect to https (line ${rewrites.map((redirect) => redirect.lines.at(-1)?.line).join(', ')}) kept for requests that came over plain HTTP`;
+    edit(file, `${name}: ${moved}${kept}`, [move, ...rewrites.map((redirect) => `${redirect.lines[0]?.line}i RewriteCond %{HTTP:X-Forwarded-Proto} !=https`)]);
+    for (const redirect of redirects.filter((entry) => entry.kind === 'redirect')) {
+      byHand.push({ why: `${name}: replace its ${redirect.lines[0]?.text} (${file}:${redirect.lines[0]?.line}) by a RewriteRule under RewriteCond %{HTTP:X-Forwarded-Proto} !=https, or HTTPS requests loop`, commands: [] });
     }
   }
   const seds = [...edits].map(([file, entry]) => ({ why: entry.why.join('; '), commands: [`sed --follow-symlinks -i.before-portcullis ${entry.expressions.map((expression) => `-e ${shellQuote(expression)}`).join(' ')} ${shellQuote(file)}`] }));

@@ -56,7 +56,7 @@ export interface PlannedSite {
   readonly isDefault: boolean;
   readonly plain?: PlacedVhost;
   readonly tls?: PlacedVhost;
-  /** Its :80 vhost redirects to https:// and a :443 twin serves it. */
+  /** Its :80 vhost redirects every request to https:// and a :443 twin serves it. */
   readonly redirectsToHttps: boolean;
   /** The certificate serving its ServerName, when it has a :443 vhost. */
   readonly certificate?: string;
@@ -167,7 +167,7 @@ export function planFrontDoor(input: FrontDoorInput): FrontDoorPlan {
       isDefault: serverName === defaultName,
       ...(site.plain === undefined ? {} : { plain: site.plain }),
       ...(site.tls === undefined ? {} : { tls: site.tls }),
-      redirectsToHttps: site.plain !== undefined && site.tls !== undefined && (site.plain.block?.httpsRedirect.length ?? 0) > 0,
+      redirectsToHttps: site.plain !== undefined && site.tls !== undefined && (site.plain.block?.httpsRedirects.some((redirect) => redirect.everyRequest) ?? false),
       ...(certificate === undefined ? {} : { certificate: certificate.name }),
       uncoveredHosts: site.tls === undefined ? [] : site.hosts.filter((host) => coveredBy(host) === undefined),
       xmlrpc: input.allowXmlrpc.includes(name) ? 'limited' : 'blocked',

@@ -23,16 +23,34 @@ export interface VirtualHostBlock {
   readonly tls: boolean;
   /** SSLCertificateFile's path, when given. */
   readonly certificateFile?: string;
-  /**
-   * The directives that send every request to https:// (a RewriteRule with
-   * an https:// substitution and an R flag, with the RewriteCond lines just
-   * before it; Redirect, RedirectPermanent or RedirectMatch to https://), in
-   * file order; empty when the block has none.
-   */
-  readonly httpsRedirect: readonly BlockLine[];
+  /** Each redirect to https:// in the block, in file order; empty when it has none. */
+  readonly httpsRedirects: readonly HttpsRedirect[];
   /** The TLS directives of the block (SSL*, certbot's `Include .../options-ssl-apache.conf`). */
   readonly tlsLines: readonly BlockLine[];
 }
+
+/**
+ * One redirect to https://: a RewriteRule with an https:// substitution and
+ * an R flag, with the RewriteCond lines just before it (they belong to it),
+ * or a Redirect, RedirectPermanent or RedirectMatch to https://.
+ */
+export interface HttpsRedirect {
+  readonly kind: 'rewrite' | 'redirect';
+  /** Its lines, conditions first. */
+  readonly lines: readonly BlockLine[];
+  /**
+   * True when it sends every request of the vhost away, as certbot's does: a
+   * pattern that matches every path (`^`, `^/?(.*)$`, `.*`; Redirect's `/`)
+   * and conditions only on the host, the port or the scheme. A judgement of
+   * the text: `^/wp-admin` or a condition on the path makes it partial.
+   */
+  readonly everyRequest: boolean;
+}
+
+/** Patterns that match every URL path (after their groups are dropped): `^`, `^/`, `^/?`, `.*`, `^/?.*$`. */
+const EVERY_PATH = /^\^?\/?\??(?:\.\*\$?)?$/;
+/** What certbot's conditions (and the usual hand-written ones) test: which host, port or scheme, never which path. */
+const HOST_OR_SCHEME_CONDITION = /^%\{(?:SERVER_NAME|HTTP_HOST|HTTPS|SERVER_PORT|REQUEST_SCHEME|HTTP:X-Forwarded-Proto)\}$/i;
 
 /**
  * Reads the `<VirtualHost>` block that starts on `line` (1-based) of `text`;
@@ -57,7 +75,7 @@ export function readVirtualHostBlock(text: string, line: number): VirtualHostBlo
   const aliases: string[] = [];
   let tls = false;
   let certificateFile: string | undefined;
-  const httpsRedirect: BlockLine[] = [];
+  const httpsRedirects: HttpsRedirect[] = [];
   const tlsLines: BlockLine[] = [];
   let conditions: BlockLine[] = [];
   for (const entry of body) {
@@ -75,14 +93,21 @@ export function readVirtualHostBlock(text: string, line: number): VirtualHostBlo
       continue;
     }
     if (name === 'rewriterule' && isHttpsSubstitution(args[1]) && /^\[(?:.*,)?R(?:=[^,\]]*)?(?:,.*)?\]$/i.test(args[2] ?? '')) {
-      httpsRedirect.push(...conditions, entry);
+      const everyRequest = matchesEveryPath(args[0]) && conditions.every((condition) => HOST_OR_SCHEME_CONDITION.test(words(condition.text)[1] ?? ''));
+      httpsRedirects.push({ kind: 'rewrite', lines: [...conditions, entry], everyRequest });
     } else if ((name === 'redirect' || name === 'redirectpermanent' || name === 'redirectmatch') && args.some(isHttpsSubstitution)) {
-      httpsRedirect.push(entry);
+      // Redirect [status] URL-path URL: the path is the word before the https:// one.
+      const path = args[args.findIndex(isHttpsSubstitution) - 1];
+      httpsRedirects.push({ kind: 'redirect', lines: [entry], everyRequest: name === 'redirectmatch' ? matchesEveryPath(path) : path === '/' });
     }
     conditions = [];
   }
   const opening = { line, text: first.trim() };
-  return certificateFile === undefined ? { opening, aliases, tls, httpsRedirect, tlsLines } : { opening, aliases, tls, certificateFile, httpsRedirect, tlsLines };
+  return certificateFile === undefined ? { opening, aliases, tls, httpsRedirects, tlsLines } : { opening, aliases, tls, certificateFile, httpsRedirects, tlsLines };
+}
+
+function matchesEveryPath(pattern: string | undefined): boolean {
+  return pattern !== undefined && EVERY_PATH.test(pattern.replace(/[()]/g, ''));
 }
 
 function isHttpsSubstitution(arg: string | undefined): boolean {

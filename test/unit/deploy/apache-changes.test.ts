@@ -41,6 +41,16 @@ describe('the Apache side of a plan', () => {
     expect(steps[2]?.commands).toEqual([]);
   });
 
+  it('keeps a partial redirect to https for plain HTTP only: it is no reason to redirect the whole listener', () => {
+    const addresses: DumpedAddress[] = [lone('*:80', 'a.example', '/a.conf'), lone('*:443', 'a.example', '/a-le-ssl.conf')];
+    const result = plan(addresses, { '/a.conf:1': '<VirtualHost *:80>\nRewriteEngine on\nRewriteRule ^/wp-admin https://%{SERVER_NAME}%{REQUEST_URI} [R=301]\n</VirtualHost>\n', '/a-le-ssl.conf:1': '<VirtualHost *:443>\nSSLEngine on\n</VirtualHost>\n' });
+    expect(result.plainListener?.redirectHttps).toBe(false);
+    expect(vhostEditSteps(result)[0]).toEqual({
+      why: 'a.example: <VirtualHost> on line 1 to 127.0.0.1:8080, its redirect to https (line 3) kept for requests that came over plain HTTP',
+      commands: [`sed --follow-symlinks -i.before-portcullis -e '1s/<VirtualHost [^>]*>/<VirtualHost 127.0.0.1:8080>/' -e '3i RewriteCond %{HTTP:X-Forwarded-Proto} !=https' /a.conf`],
+    });
+  });
+
   it("writes ports.conf with Apache's loopback port and the loopback addresses it already had, each Listen alone on its line", () => {
     const text = renderPortsConf(plan([lone('127.0.0.1:8081', 'i', '/i.conf'), lone('[::1]:8082', 'j', '/j.conf')], {}));
     expect(text.split('\n').filter((line) => !line.startsWith('#') && line !== '')).toEqual(['Listen 127.0.0.1:8080', 'Listen 127.0.0.1:8081', 'Listen [::1]:8082']);

@@ -29,25 +29,35 @@ describe('readVirtualHostBlock', () => {
   it("finds certbot's redirect with its conditions, and the aliases, in a :80 vhost", () => {
     const block = readVirtualHostBlock(CERTBOT_80, 2);
     expect(block).toMatchObject({ opening: { line: 2, text: '<VirtualHost *:80>' }, aliases: ['www.blog.example.org', 'old.blog.example.org'], tls: false, tlsLines: [] });
-    expect(block?.httpsRedirect.map((entry) => entry.line)).toEqual([8, 9, 10]);
+    expect(block?.httpsRedirects).toEqual([{ kind: 'rewrite', lines: [8, 9, 10].map((line) => expect.objectContaining({ line })), everyRequest: true }]);
   });
 
   it("finds TLS, the certificate file and certbot's TLS lines in a -le-ssl.conf vhost", () => {
     const block = readVirtualHostBlock(CERTBOT_443, 2);
-    expect(block).toMatchObject({ tls: true, certificateFile: '/etc/letsencrypt/live/blog.example.org/fullchain.pem', httpsRedirect: [] });
+    expect(block).toMatchObject({ tls: true, certificateFile: '/etc/letsencrypt/live/blog.example.org/fullchain.pem', httpsRedirects: [] });
     expect(block?.tlsLines.map((entry) => entry.line)).toEqual([5, 6, 7]);
   });
 
   it('takes Redirect and RedirectMatch to https:// as redirects, and neither a rewrite without R nor a redirect elsewhere', () => {
-    const block = (body: string) => readVirtualHostBlock(`<VirtualHost *:80>\n${body}\n</VirtualHost>\n`, 1);
-    expect(block('Redirect permanent / https://example.org/')?.httpsRedirect).toHaveLength(1);
-    expect(block('RedirectMatch 301 ^(.*)$ https://example.org$1')?.httpsRedirect).toHaveLength(1);
-    expect(block('RewriteRule ^/?(.*) https://example.org/$1 [R=301,L]')?.httpsRedirect).toHaveLength(1);
-    expect(block('RewriteRule ^/old https://example.org/new [P]')?.httpsRedirect).toEqual([]);
-    expect(block('Redirect permanent / http://example.org/')?.httpsRedirect).toEqual([]);
+    const every = (body: string) => readVirtualHostBlock(`<VirtualHost *:80>\n${body}\n</VirtualHost>\n`, 1)?.httpsRedirects.map((redirect) => [redirect.kind, redirect.everyRequest]);
+    expect(every('Redirect permanent / https://example.org/')).toEqual([['redirect', true]]);
+    expect(every('RedirectMatch 301 ^(.*)$ https://example.org$1')).toEqual([['redirect', true]]);
+    expect(every('RewriteRule ^/?(.*) https://example.org/$1 [R=301,L]')).toEqual([['rewrite', true]]);
+    expect(every('RewriteCond %{HTTPS} off\nRewriteRule .* https://%{HTTP_HOST}%{REQUEST_URI} [L,R=301]')).toEqual([['rewrite', true]]);
+    expect(every('RewriteRule ^/old https://example.org/new [P]')).toEqual([]);
+    expect(every('Redirect permanent / http://example.org/')).toEqual([]);
+    expect(every('SSLEngine on')).toEqual([]);
+  });
+
+  it('tells a redirect of every request from one of some paths or under a condition on the path', () => {
+    const every = (body: string) => readVirtualHostBlock(`<VirtualHost *:80>\n${body}\n</VirtualHost>\n`, 1)?.httpsRedirects.map((redirect) => redirect.everyRequest);
+    expect(every('Redirect /wp-admin https://example.org/wp-admin')).toEqual([false]);
+    expect(every('RedirectMatch ^/$ https://example.org/')).toEqual([false]);
+    expect(every('RewriteRule ^/wp-admin https://%{SERVER_NAME}%{REQUEST_URI} [R=301]')).toEqual([false]);
+    expect(every('RewriteCond %{REQUEST_URI} !^/api\nRewriteRule ^ https://%{SERVER_NAME}%{REQUEST_URI} [R]')).toEqual([false]);
     // A condition belongs to the next rule only: a later redirect does not take an earlier rule's conditions.
-    expect(block('RewriteCond %{HTTP_HOST} ^a\nRewriteRule ^ - [F]\nRedirect / https://b/')?.httpsRedirect.map((entry) => entry.text)).toEqual(['Redirect / https://b/']);
-    expect(block('SSLEngine on')?.tls).toBe(true);
+    const block = readVirtualHostBlock('<VirtualHost *:80>\nRewriteCond %{REQUEST_URI} ^/a\nRewriteRule ^ - [F]\nRedirect / https://b/\n</VirtualHost>\n', 1);
+    expect(block?.httpsRedirects).toEqual([{ kind: 'redirect', lines: [{ line: 4, text: 'Redirect / https://b/' }], everyRequest: true }]);
   });
 
   it('is null where the line opens no block, or the block never closes', () => {
