@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApache, type ApacheHandle } from '../support/apache.js';
 import { request, type TestResponse } from '../support/http-client.js';
 import { startTestProxy, type TestProxy } from '../support/portcullis.js';
+import { startServedProxy, type ServedProxy } from '../support/served-portcullis.js';
 import { startRedis, type RedisHandle } from '../support/redis.js';
 
 const TOKEN = 'cluster-test-token-0123456789';
@@ -175,6 +176,26 @@ escalation: { enabled: false }
     } finally {
       await c.close();
       await d.close();
+    }
+  });
+
+  it('holds one limit across three `portcullis serve` processes', async () => {
+    const served: ServedProxy[] = [];
+    try {
+      const processPolicy = `store: { type: redis, url: "${redis.url}", prefix: "p${process.pid}:" }\nlimits:\n  - name: pages\n    methods: [GET]\n    per_ip: { rate: 6/min, burst: 10 }\nescalation: { enabled: false }\n`;
+      for (let i = 0; i < 3; i++) served.push(await startServedProxy(apache.url, processPolicy));
+      const client = '127.20.2.1';
+      let admitted = 0;
+      // 7 requests to each of the three, in turn: 21 in all against a burst of 10.
+      for (let i = 0; i < 21; i++) {
+        const node = served[i % 3] as ServedProxy;
+        if ((await request(`http://127.0.0.1:${node.port}`, { localAddress: client })).status === 200) admitted++;
+      }
+      expect(admitted).toBeGreaterThanOrEqual(10);
+      expect(admitted).toBeLessThanOrEqual(11);
+      for (const node of served) expect(node.alive()).toBe(true);
+    } finally {
+      for (const node of served) await node.stop();
     }
   });
 });
