@@ -7,7 +7,7 @@ import { DEFAULT_POLICY_FILE } from '../config/policy-loader.js';
 import { PortcullisError } from '../core/errors.js';
 import { renderPortsConf } from '../deploy/apache-changes.js';
 import { parseApacheVhostDump, type ApacheVhostDump } from '../deploy/apache-vhost-dump.js';
-import { planFrontDoor, type FoundCertificate } from '../deploy/front-door-plan.js';
+import { APACHE_LOOPBACK_PORT, planFrontDoor, type FoundCertificate } from '../deploy/front-door-plan.js';
 import { HOOK_CERT_DIR, renderPlan } from '../deploy/plan-text.js';
 import { unitForPolicy } from '../deploy/service-unit.js';
 import { renderStarterPolicy } from '../deploy/starter-policy.js';
@@ -26,8 +26,8 @@ const HOOK_FILE = join(PACKAGE_ROOT, 'deploy', 'certbot', 'portcullis-reload');
 const DUMP_TIMEOUT_MS = 30_000;
 
 export const INIT_HELP = `Usage: portcullis init --out DIR [--apachectl PATH] [--apache-config FILE]
-                       [--certbot-live DIR] [--cert-dir DIR] [--config-path FILE]
-                       [--allow-xmlrpc SITE,...] [--force]
+                       [--apache-port PORT] [--certbot-live DIR] [--cert-dir DIR]
+                       [--config-path FILE] [--allow-xmlrpc SITE,...] [--force]
 
 Reads the running Apache's layout with 'apache2ctl -S' (its listeners and
 name-based vhosts with their ServerName and ServerAlias, and each vhost's
@@ -36,8 +36,8 @@ directory, and writes into DIR:
   portcullis.yaml     a starter policy: the shipped limits, one site per vhost,
                       xmlrpc.php blocked but on --allow-xmlrpc sites, :80 (with
                       redirect_https where every site redirected) and :443 with
-                      the certificates found, forwarding to Apache on 127.0.0.1:8080
-  ports.conf          Apache on loopback only
+                      the certificates found, forwarding to Apache on loopback
+  ports.conf          Apache on 127.0.0.1:8080 (--apache-port) only
   portcullis.conf     mod_remoteip, HTTPS=on from X-Forwarded-Proto, %a in logs
   portcullis.service  the systemd unit, with --config FILE
 and prints a plan: the exact commands that apply it, in order. It runs none
@@ -50,6 +50,8 @@ Options:
                              config of your own, work too)
       --apache-config FILE   Apache's main config file, passed as -f FILE
                              (default: the one apachectl uses)
+      --apache-port PORT     the port on 127.0.0.1 Apache moves to, the
+                             policy's upstream (default: 8080)
       --certbot-live DIR     where certbot keeps its certificates (default:
                              /etc/letsencrypt/live)
       --cert-dir DIR         what the policy's tls.certbot_live names: where
@@ -72,6 +74,7 @@ export async function runInit(args: string[], out: NodeJS.WritableStream, err: N
       out: { type: 'string', short: 'o' },
       apachectl: { type: 'string', default: 'apache2ctl' },
       'apache-config': { type: 'string' },
+      'apache-port': { type: 'string', default: String(APACHE_LOOPBACK_PORT) },
       'certbot-live': { type: 'string', default: '/etc/letsencrypt/live' },
       'cert-dir': { type: 'string', default: HOOK_CERT_DIR },
       'config-path': { type: 'string', default: '/etc/portcullis/portcullis.yaml' },
@@ -90,13 +93,15 @@ export async function runInit(args: string[], out: NodeJS.WritableStream, err: N
   const certbotLive = resolve(values['certbot-live'] as string);
   const certDir = resolve(values['cert-dir'] as string);
   const policyPath = resolve(values['config-path'] as string);
+  const apachePort = Number(values['apache-port']);
+  if (!/^\d+$/.test(values['apache-port'] as string) || apachePort < 1 || apachePort > 65535) throw new PortcullisError('PC_ERR_USAGE', `--apache-port must be a port from 1 to 65535, got "${values['apache-port']}"`);
   const allowXmlrpc = (values['allow-xmlrpc'] as string).split(',').map((name) => name.trim()).filter((name) => name !== '');
 
   const dumpArgs = [...(values['apache-config'] === undefined ? [] : ['-f', values['apache-config']]), '-S'];
   const dumpCommand = [values.apachectl as string, ...dumpArgs].join(' ');
   const dump = parseApacheVhostDump(await dumpVhosts(values.apachectl as string, dumpArgs, dumpCommand));
   const { certificates, problems } = await findCertificates(certbotLive);
-  const plan = planFrontDoor({ dump, blocks: await readBlocks(dump), certificates, allowXmlrpc });
+  const plan = planFrontDoor({ dump, blocks: await readBlocks(dump), certificates, allowXmlrpc, apachePort });
   // Certificates matter only where Apache served TLS: elsewhere a missing live directory is no news.
   if (plan.sites.some((site) => site.tls !== undefined)) for (const problem of problems) err.write(`portcullis init: warning: ${formatCertificateProblem(problem)}\n`);
 

@@ -11,7 +11,7 @@
  * a file.
  */
 import { basename, dirname } from 'node:path';
-import { APACHE_LOOPBACK, type FrontDoorPlan, type PlacedVhost, type PlannedSite } from './front-door-plan.js';
+import { type FrontDoorPlan, type PlacedVhost, type PlannedSite } from './front-door-plan.js';
 
 /** A step of the Apache changes: what it does, and the shell commands, or none when it is by hand. */
 export interface ApacheStep {
@@ -19,7 +19,7 @@ export interface ApacheStep {
   readonly commands: readonly string[];
 }
 
-/** The ports.conf to install: APACHE_LOOPBACK, and the loopback addresses Apache already had (their Listen lines are kept). */
+/** The ports.conf to install: Apache's new address, and the loopback addresses Apache already had (their Listen lines are kept). */
 export function renderPortsConf(plan: FrontDoorPlan): string {
   const kept = plan.leftAlone.filter((entry) => /^(127\.|\[::1\])/.test(entry.address)).map((entry) => entry.address);
   return [
@@ -30,9 +30,9 @@ export function renderPortsConf(plan: FrontDoorPlan): string {
     '# Listen 443: TLS ends at portcullis, which forwards HTTPS requests here as',
     '# plain HTTP with X-Forwarded-Proto: https (see portcullis.conf).',
     '',
-    `Listen ${APACHE_LOOPBACK}`,
+    `Listen ${plan.apacheAddress}`,
     // Apache has no trailing comments: a word after Listen's address is its protocol.
-    ...[...new Set(kept)].filter((address) => address !== APACHE_LOOPBACK).flatMap((address) => ['# A vhost already on loopback, left as it was.', `Listen ${address}`]),
+    ...[...new Set(kept)].filter((address) => address !== plan.apacheAddress).flatMap((address) => ['# A vhost already on loopback, left as it was.', `Listen ${address}`]),
     '',
   ].join('\n');
 }
@@ -56,8 +56,8 @@ export function vhostEditSteps(plan: FrontDoorPlan): ApacheStep[] {
     const site = siteOf.get(placed);
     const { file, line } = placed.vhost;
     const name = site?.name ?? `the catch-all ${placed.vhost.serverName}`;
-    const move = `${line}s/<VirtualHost [^>]*>/<VirtualHost ${APACHE_LOOPBACK}>/`;
-    const moved = `<VirtualHost> on line ${line} to ${APACHE_LOOPBACK}`;
+    const move = `${line}s/<VirtualHost [^>]*>/<VirtualHost ${plan.apacheAddress}>/`;
+    const moved = `<VirtualHost> on line ${line} to ${plan.apacheAddress}`;
     if (site !== undefined && placed === site.tls && site.plain !== undefined) {
       const enabled = /\/sites-enabled$/.test(dirname(file));
       disables.push({
@@ -67,7 +67,7 @@ export function vhostEditSteps(plan: FrontDoorPlan): ApacheStep[] {
       continue;
     }
     if (placed.block === null) {
-      byHand.push({ why: `${name}: ${file}:${line} could not be read: move its <VirtualHost> to ${APACHE_LOOPBACK} by hand${placed === site?.tls ? ' and remove its SSL directives' : ''}`, commands: [] });
+      byHand.push({ why: `${name}: ${file}:${line} could not be read: move its <VirtualHost> to ${plan.apacheAddress} by hand${placed === site?.tls ? ' and remove its SSL directives' : ''}`, commands: [] });
       continue;
     }
     if (site !== undefined && placed === site.tls) {

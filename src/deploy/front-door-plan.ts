@@ -20,8 +20,8 @@ import { hostPatternCovers, parseHostPattern, type HostPattern } from '../policy
 import type { ApacheVhostDump, DumpedVirtualHost } from './apache-vhost-dump.js';
 import type { VirtualHostBlock } from './virtual-host-block.js';
 
-/** Apache's new address, deploy/apache/ports.conf's, and so the policy's upstream. */
-export const APACHE_LOOPBACK = '127.0.0.1:8080';
+/** Apache's new port by default: deploy/apache/ports.conf's, and the shipped policy's upstream. */
+export const APACHE_LOOPBACK_PORT = 8080;
 const PLAIN_PORT = 80;
 const TLS_PORT = 443;
 
@@ -38,6 +38,8 @@ export interface FrontDoorInput {
   readonly certificates: readonly FoundCertificate[];
   /** Sites (by name) that keep xmlrpc.php, with a tight limit. */
   readonly allowXmlrpc: readonly string[];
+  /** The port on 127.0.0.1 Apache moves to. @default APACHE_LOOPBACK_PORT */
+  readonly apachePort?: number;
 }
 
 /** A vhost Apache has on a public address, and what its block said. */
@@ -72,7 +74,9 @@ export interface FrontDoorPlan {
   /** `0.0.0.0:443`, when Apache had a public :443 and certificates were found. */
   readonly tlsListener?: { readonly address: string };
   readonly upstream: string;
-  /** Every public :80 and :443 vhost, which must move to APACHE_LOOPBACK or go. */
+  /** Where Apache moves: `127.0.0.1:PORT`. */
+  readonly apacheAddress: string;
+  /** Every public :80 and :443 vhost, which must move to `apacheAddress` or go. */
   readonly moved: readonly PlacedVhost[];
   /** Addresses not mapped, and why. */
   readonly leftAlone: readonly { readonly address: string; readonly reason: string; readonly tls: boolean }[];
@@ -82,6 +86,7 @@ export interface FrontDoorPlan {
 
 /** Maps Apache's layout to portcullis's listeners, sites and upstream. Pure. */
 export function planFrontDoor(input: FrontDoorInput): FrontDoorPlan {
+  const apacheAddress = `127.0.0.1:${input.apachePort ?? APACHE_LOOPBACK_PORT}`;
   const leftAlone: { address: string; reason: string; tls: boolean }[] = [];
   const notes: string[] = [];
   const moved: PlacedVhost[] = [];
@@ -106,6 +111,12 @@ export function planFrontDoor(input: FrontDoorInput): FrontDoorPlan {
       }
       moved.push(placed);
     }
+  }
+
+  const taken = input.dump.addresses.find((address) => address.address === apacheAddress);
+  if (taken !== undefined && moved.length > 0) {
+    // The moved vhosts would join that address's name-based set and change what it serves.
+    throw new PortcullisError('PC_ERR_USAGE', `Apache already has vhosts on ${apacheAddress} (${taken.vhosts[0]?.file}:${taken.vhosts[0]?.line}): choose another --apache-port for the ones that move`);
   }
 
   const sites = new Map<string, { plain?: PlacedVhost; tls?: PlacedVhost; hosts: string[] }>();
@@ -193,7 +204,8 @@ export function planFrontDoor(input: FrontDoorInput): FrontDoorPlan {
     sites: planned,
     ...(plainSide.length === 0 ? {} : { plainListener: { address: `0.0.0.0:${PLAIN_PORT}`, redirectHttps } }),
     ...(tlsListener === undefined ? {} : { tlsListener }),
-    upstream: `http://${APACHE_LOOPBACK}`,
+    upstream: `http://${apacheAddress}`,
+    apacheAddress,
     moved,
     leftAlone,
     notes,

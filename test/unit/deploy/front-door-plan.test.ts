@@ -98,3 +98,15 @@ describe('planFrontDoor and names an earlier vhost has', () => {
     );
   });
 });
+
+describe('planFrontDoor and the port Apache moves to', () => {
+  it('takes --apache-port for the upstream, and refuses one Apache already has vhosts on while others must move there', () => {
+    const addresses = [address('*:80', false, [['a.example', 'a.conf']]), address('127.0.0.1:8080', false, [['tomcat.example', 't.conf']])];
+    const blocks = { 'a.conf': plain80('a.example') };
+    expect(() => planFrontDoor(input(addresses, blocks))).toThrow(expect.objectContaining({ code: 'PC_ERR_USAGE', message: expect.stringMatching(/^Apache already has vhosts on 127\.0\.0\.1:8080 \(t\.conf:1\)/) }));
+    const plan = planFrontDoor(input(addresses, blocks, { apachePort: 8090 }));
+    expect([plan.upstream, plan.apacheAddress]).toEqual(['http://127.0.0.1:8090', '127.0.0.1:8090']);
+    // Nothing left to move (a second init after the first was applied): the loopback vhosts are left alone.
+    expect(planFrontDoor(input(addresses.slice(1), {})).leftAlone.map((entry) => entry.address)).toEqual(['127.0.0.1:8080']);
+  });
+});
