@@ -10,6 +10,9 @@ const UNIT_BYTES: Readonly<Record<string, number>> = {
 
 const SIZE = /^(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)$/;
 
+/** What a size looks like, for the policy's JSON Schema. */
+export const SIZE_PATTERN = SIZE.source;
+
 /**
  * Parses `64MiB`, `10MB`, `512KiB`, `100B` into bytes. The unit is mandatory and
  * case-exact (`mb` could mean megabits), decimal (KB = 1000) and binary (KiB = 1024)

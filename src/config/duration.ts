@@ -8,6 +8,9 @@ const UNIT_MS: Readonly<Record<string, number>> = {
 };
 
 const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$/;
+
+/** What a duration looks like, for the policy's JSON Schema (editors check it as you type). */
+export const DURATION_PATTERN = DURATION.source;
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g;
 
 /**

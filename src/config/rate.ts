@@ -19,6 +19,9 @@ const PERIOD_MS: Readonly<Record<string, number>> = {
 
 const RATE = /^(\d+(?:\.\d+)?)\s*\/\s*([a-z]+)$/;
 
+/** What a rate looks like, for the policy's JSON Schema: the amount and one of the periods parseRate knows. */
+export const RATE_PATTERN = `^\\d+(?:\\.\\d+)?\\s*/\\s*(?:${Object.keys(PERIOD_MS).join('|')})$`;
+
 /**
  * Parses `20/s`, `300/min`, `5/h`, `0.5/s` into a Rate. Returns null for anything
  * else (`20 per second`, `20`, `0/s`): a rate of zero would refuse everything,

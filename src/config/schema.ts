@@ -2,11 +2,11 @@ import { z } from 'zod';
 import { parseCidr } from '../identity/cidr-set.js';
 import { parseHostPattern, type HostPatternProblem } from '../policy/host-pattern.js';
 import { compilePathPattern, type PathPatternSpec } from '../policy/path-pattern.js';
-import { parseByteSize } from './byte-size.js';
-import { parseDurationMs } from './duration.js';
+import { parseByteSize, SIZE_PATTERN } from './byte-size.js';
+import { DURATION_PATTERN, parseDurationMs } from './duration.js';
 import { parseHostAuthority } from './host-authority.js';
 import { parseListenAddress } from './listen-address.js';
-import { parseRate } from './rate.js';
+import { parseRate, RATE_PATTERN } from './rate.js';
 import { checkRulesAndSites } from './site-checks.js';
 
 /*
@@ -39,9 +39,15 @@ export function describe(input: unknown): string {
   return JSON.stringify(input);
 }
 
+/**
+ * Marks a schema that also takes a plain string (a preprocess turns it into
+ * the object form): the JSON Schema for editors says so (policy-json-schema.ts).
+ */
+export const ALSO_A_STRING = 'x-portcullis-also-a-string';
+
 /** A duration in milliseconds; positive, or 0 too when `zero` says what 0 means. */
 const durationMs = (example: string, zero?: string) =>
-  text(zero ? `a duration like ${example} or 0s` : `a duration like ${example}`).transform((value, ctx) => {
+  text(zero ? `a duration like ${example} or 0s` : `a duration like ${example}`).meta({ pattern: DURATION_PATTERN, description: `a duration like ${example} (units: ms, s, m, h, d, w)`, examples: [example] }).transform((value, ctx) => {
     const ms = parseDurationMs(value);
     if (ms === null || (ms === 0 && !zero)) {
       const shape = zero ? `a duration like ${example} or 0s for ${zero}` : `a positive duration like ${example}`;
@@ -51,7 +57,7 @@ const durationMs = (example: string, zero?: string) =>
     return ms;
   });
 
-const rate = text('a rate like 20/s').transform((value, ctx) => {
+const rate = text('a rate like 20/s').meta({ pattern: RATE_PATTERN, description: 'a rate like 20/s, 300/min or 5/h', examples: ['20/s', '300/min'] }).transform((value, ctx) => {
   const parsed = parseRate(value);
   if (parsed === null) {
     ctx.issues.push({ code: 'custom', input: value, message: `must be a rate like 20/s, 300/min or 5/h, got ${describe(value)}` });
@@ -60,7 +66,7 @@ const rate = text('a rate like 20/s').transform((value, ctx) => {
   return parsed;
 });
 
-const byteSize = text('a size like 64MiB').transform((value, ctx) => {
+const byteSize = text('a size like 64MiB').meta({ pattern: SIZE_PATTERN, description: 'a size like 64MiB or 10MB', examples: ['64MiB'] }).transform((value, ctx) => {
   const bytes = parseByteSize(value);
   if (bytes === null || bytes <= 0) {
     ctx.issues.push({ code: 'custom', input: value, message: `must be a size like 64MiB or 10MB (units: B, KB, MB, GB, KiB, MiB, GiB), got ${describe(value)}` });
@@ -123,13 +129,15 @@ const listenerObject = z
     if (listener.tls && listener.redirect_https) ctx.addIssue({ code: 'custom', message: 'a TLS listener cannot also redirect to HTTPS: redirect_https is for plain ports', path: ['redirect_https'] });
   });
 
-const listenerEntry = z.preprocess((value) => (typeof value === 'string' ? { address: value } : value), listenerObject);
+const listenerEntry = z.preprocess((value) => (typeof value === 'string' ? { address: value } : value), listenerObject).meta({ [ALSO_A_STRING]: 'HOST:PORT' });
 
 /** `listen`: one `HOST:PORT` (the original form) or a list of listeners. */
-const listen = z.preprocess(
-  (value) => (typeof value === 'string' ? [value] : value),
-  z.array(listenerEntry, { error: (issue) => expected('HOST:PORT or a list of listeners', issue.input) }).min(1, { error: 'must list at least one listener' }),
-);
+const listen = z
+  .preprocess(
+    (value) => (typeof value === 'string' ? [value] : value),
+    z.array(listenerEntry, { error: (issue) => expected('HOST:PORT or a list of listeners', issue.input) }).min(1, { error: 'must list at least one listener' }),
+  )
+  .meta({ [ALSO_A_STRING]: 'HOST:PORT' });
 
 export type ListenerConfig = z.output<typeof listenerObject>;
 
