@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdtemp, readFile, rm, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicyFile } from '../../src/config/policy-loader.js';
 import { parseApacheVhostDump } from '../../src/deploy/apache-vhost-dump.js';
 import { APACHE_BIN } from '../support/apache.js';
-import { enableModule, writeApacheLayout, type ApacheLayout } from '../support/apache-layout.js';
+import { writeApacheLayout, type ApacheLayout } from '../support/apache-layout.js';
 import { runCli, type Finished } from '../support/cli.js';
+import { applyApacheStep, planStep } from '../support/init-plan.js';
 
 const run = promisify(execFile);
 const SNIPPET = join(import.meta.dirname, '../../deploy/apache/portcullis.conf');
@@ -16,34 +17,6 @@ const SNIPPET = join(import.meta.dirname, '../../deploy/apache/portcullis.conf')
 /** `portcullis init` against the layout's Apache config, read by the real apache2 -S. */
 function init(layout: ApacheLayout, out: string, ...extra: string[]): Promise<Finished> {
   return runCli(['init', '--out', out, '--apachectl', APACHE_BIN, '--apache-config', layout.configFile, '--certbot-live', layout.certbotLive, ...extra]);
-}
-
-/** The plan's commands between two of its numbered steps. */
-function planStep(stdout: string, step: number): string[] {
-  const lines = stdout.split('\n');
-  const start = lines.findIndex((line) => line.startsWith(`# ${step}. `));
-  const end = lines.findIndex((line, index) => index > start && /^# \d\. /.test(line));
-  expect(start, `step ${step} of the plan`).toBeGreaterThan(0);
-  return lines.slice(start + 1, end < 0 ? undefined : end).filter((line) => line !== '');
-}
-
-/**
- * Runs the plan's Apache step on the layout as root would: its cp, install
- * and sed lines for real; the a2* tools, which only know /etc/apache2, by
- * what they do to the layout's folders; configtest as apache2 -t of it.
- */
-async function applyApacheStep(layout: ApacheLayout, commands: readonly string[]): Promise<void> {
-  for (const command of commands.flatMap((line) => line.split(' && '))) {
-    const [tool, ...args] = command.split(' ');
-    if (command.startsWith('#')) continue;
-    else if (tool === 'a2enmod') for (const name of args) await enableModule(layout.modsEnabled, name);
-    else if (tool === 'a2dismod') for (const name of args) await unlink(join(layout.modsEnabled, `${name}.load`));
-    else if (tool === 'a2enconf') for (const name of args) await symlink(join('..', 'conf-available', `${name}.conf`), join(layout.confEnabled, `${name}.conf`));
-    else if (tool === 'a2dissite') for (const name of args) await unlink(join(layout.sitesEnabled, `${name}.conf`));
-    else if (command === 'apache2ctl configtest') await run(APACHE_BIN, ['-f', layout.configFile, '-t']);
-    else if (tool === 'cp' || tool === 'install' || tool === 'sed') await run('sh', ['-c', command]);
-    else throw new Error(`the plan's Apache step has a command this test does not know: ${command}`);
-  }
 }
 
 describe('portcullis init: certbot --apache sites, every one redirected', () => {
