@@ -123,7 +123,7 @@ export async function runInit(args: string[], out: NodeJS.WritableStream, err: N
       certDir,
       hookFile: HOOK_FILE,
       apacheRoot: dump.serverRoot ?? '/etc/apache2',
-      certificateCount: certificates.length,
+      certificates,
     }),
   );
   return 0;

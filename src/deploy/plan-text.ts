@@ -3,9 +3,10 @@
  * wrote, and the exact commands that apply it, in the order that keeps the
  * sites up (README, "Deploying"). init runs none of them.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { shellQuote, vhostEditSteps } from './apache-changes.js';
-import type { FrontDoorPlan, PlannedSite } from './front-door-plan.js';
+import type { FoundCertificate, FrontDoorPlan, PlannedSite } from './front-door-plan.js';
+import { webrootReissueCommands } from './webroot-reissue.js';
 
 /** The hook's own default for PORTCULLIS_CERT_DIR (deploy/certbot/portcullis-reload). */
 export const HOOK_CERT_DIR = '/etc/portcullis/certs';
@@ -24,7 +25,8 @@ export interface PlanContext {
   readonly hookFile: string;
   /** Apache's ServerRoot (/etc/apache2 on Debian). */
   readonly apacheRoot: string;
-  readonly certificateCount: number;
+  /** The certificates found in certbotLive. */
+  readonly certificates: readonly FoundCertificate[];
 }
 
 /** Renders the report and the plan. Pure. */
@@ -34,7 +36,7 @@ export function renderPlan(plan: FrontDoorPlan, context: PlanContext): string {
   for (const site of plan.sites) out.push(`  ${site.name}${site.isDefault ? ' (default)' : ''}: ${site.hosts.join(', ')}`, `      ${describeSite(site)}`);
   out.push('', 'Listeners (portcullis):');
   if (plan.plainListener !== undefined) out.push(`  ${plan.plainListener.address}${plan.plainListener.redirectHttps ? '   redirect_https: every site Apache served on :80 redirected to https' : ''}`);
-  if (plan.tlsListener !== undefined) out.push(`  ${plan.tlsListener.address}   tls, ${context.certificateCount} certificate${context.certificateCount === 1 ? '' : 's'} found in ${context.certbotLive}`);
+  if (plan.tlsListener !== undefined) out.push(`  ${plan.tlsListener.address}   tls, ${context.certificates.length} certificate${context.certificates.length === 1 ? '' : 's'} found in ${context.certbotLive}`);
   out.push(`  both forward to ${plan.upstream}, where Apache moves`);
   if (plan.leftAlone.length > 0) out.push('', 'Left alone:', ...plan.leftAlone.map((entry) => `  ${entry.address}: ${entry.reason}`));
   if (plan.notes.length > 0) out.push('', 'Notes:', ...plan.notes.map((note) => `  - ${note}`));
@@ -50,22 +52,24 @@ export function renderPlan(plan: FrontDoorPlan, context: PlanContext): string {
   step('The portcullis user and the policy.');
   commands.push(
     'id portcullis >/dev/null 2>&1 || useradd --system --home-dir /var/lib/portcullis --shell /usr/sbin/nologin portcullis',
-    'install -d -m 0750 -g portcullis /etc/portcullis',
+    `install -d -m 0750 -g portcullis ${shellQuote(dirname(context.policyPath))}`,
     `install -m 0640 -g portcullis ${file('portcullis.yaml')} ${shellQuote(context.policyPath)}`,
   );
   if (plan.tlsListener !== undefined) {
-    step("Certificates: certbot's live/ is root-only; the deploy hook copies each for portcullis's user, now and at every renewal.");
+    step('Certificates: renewals must stop using the apache plugin, so each certificate is issued again with --webroot while Apache still serves :80 (README, "Certificates").');
+    commands.push(...webrootReissueCommands(plan, context.certificates));
     if (context.certDir === context.certbotLive) {
+      commands.push("# portcullis reads certbot's live/ in place: its group must read it (and archive/).");
       commands.push(`chgrp -R portcullis ${shellQuote(context.certbotLive)} ${shellQuote(join(context.certbotLive, '..', 'archive'))} && chmod -R g+rX ${shellQuote(context.certbotLive)} ${shellQuote(join(context.certbotLive, '..', 'archive'))}`);
     } else {
       const env = context.certDir === HOOK_CERT_DIR ? '' : ` PORTCULLIS_CERT_DIR=${shellQuote(context.certDir)}`;
       commands.push(
+        "# certbot's live/ is root-only: the deploy hook copies each certificate for portcullis's user, now and at every renewal.",
         `install -m 0755 ${shellQuote(context.hookFile)} /etc/letsencrypt/renewal-hooks/deploy/portcullis-reload`,
         `for d in ${shellQuote(context.certbotLive)}/*/; do env RENEWED_LINEAGE="\${d%/}"${env} PORTCULLIS_RELOAD= /etc/letsencrypt/renewal-hooks/deploy/portcullis-reload; done`,
       );
       if (env !== '') commands.push(`# certbot runs the hook without PORTCULLIS_CERT_DIR: set cert_dir's default in the installed hook to ${context.certDir} too.`);
     }
-    commands.push('# Renewals must stop using the apache plugin: re-issue each certificate with --webroot (README, "Certificates").');
   }
   commands.push(`portcullis check ${shellQuote(context.policyPath)}`);
   step('The systemd unit (started with the switch, below).');

@@ -23,6 +23,8 @@ export interface VirtualHostBlock {
   readonly tls: boolean;
   /** SSLCertificateFile's path, when given. */
   readonly certificateFile?: string;
+  /** DocumentRoot, when given (where certbot's webroot plugin writes challenges). */
+  readonly documentRoot?: string;
   /** Each redirect to https:// in the block, in file order; empty when it has none. */
   readonly httpsRedirects: readonly HttpsRedirect[];
   /** The TLS directives of the block (SSL*, certbot's `Include .../options-ssl-apache.conf`). */
@@ -75,6 +77,7 @@ export function readVirtualHostBlock(text: string, line: number): VirtualHostBlo
   const aliases: string[] = [];
   let tls = false;
   let certificateFile: string | undefined;
+  let documentRoot: string | undefined;
   const httpsRedirects: HttpsRedirect[] = [];
   const tlsLines: BlockLine[] = [];
   let conditions: BlockLine[] = [];
@@ -82,6 +85,7 @@ export function readVirtualHostBlock(text: string, line: number): VirtualHostBlo
     const [directive = '', ...args] = words(entry.text);
     const name = directive.toLowerCase();
     if (name === 'serveralias') aliases.push(...args);
+    if (name === 'documentroot' && args[0] !== undefined) documentRoot = args[0];
     if (name.startsWith('ssl') || (name === 'include' && /options-ssl-apache\.conf$/.test(args[0] ?? ''))) tlsLines.push(entry);
     if (name === 'sslengine' && args[0]?.toLowerCase() === 'on') tls = true;
     if (name === 'sslcertificatefile' && args[0] !== undefined) {
@@ -103,7 +107,7 @@ export function readVirtualHostBlock(text: string, line: number): VirtualHostBlo
     conditions = [];
   }
   const opening = { line, text: first.trim() };
-  return certificateFile === undefined ? { opening, aliases, tls, httpsRedirects, tlsLines } : { opening, aliases, tls, certificateFile, httpsRedirects, tlsLines };
+  return { opening, aliases, tls, httpsRedirects, tlsLines, ...(certificateFile === undefined ? {} : { certificateFile }), ...(documentRoot === undefined ? {} : { documentRoot }) };
 }
 
 function matchesEveryPath(pattern: string | undefined): boolean {
