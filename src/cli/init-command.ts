@@ -39,7 +39,7 @@ directory, and writes into DIR:
                       the certificates found, forwarding to Apache on loopback
   ports.conf          Apache on 127.0.0.1:8080 (--apache-port) only
   portcullis.conf     mod_remoteip, HTTPS=on from X-Forwarded-Proto, %a in logs
-  portcullis.service  the systemd unit, with --config FILE
+  portcullis.service  the shipped systemd unit, its --config at --config-path
 and prints a plan: the exact commands that apply it, in order. It runs none
 of them and never changes Apache.
 
@@ -55,8 +55,9 @@ Options:
       --certbot-live DIR     where certbot keeps its certificates (default:
                              /etc/letsencrypt/live)
       --cert-dir DIR         what the policy's tls.certbot_live names: where
-                             portcullis's user reads the certificates (default:
-                             ${HOOK_CERT_DIR}, where the deploy hook copies them)
+                             portcullis's user reads the certificates
+                             (default: ${HOOK_CERT_DIR}, where the
+                             deploy hook copies them)
       --config-path FILE     where the policy is installed, for the unit and the
                              plan (default: /etc/portcullis/portcullis.yaml)
       --allow-xmlrpc SITES   comma-separated sites (by ServerName) that keep
