@@ -29,7 +29,6 @@ export function policyJsonSchema(): Record<string, unknown> {
   }) as Record<string, unknown>;
   return {
     ...generated,
-    $id: 'https://github.com/portcullis/portcullis/schema/portcullis.schema.json',
     title: 'portcullis policy',
     description: 'A portcullis policy file (portcullis.yaml). Validate fully with `portcullis check FILE`.',
   };
