@@ -1,12 +1,4 @@
 import { PortcullisError } from '../core/errors.js';
-import { runBans } from './bans-command.js';
-import { runCheck } from './check-command.js';
-import { runExplain } from './explain-command.js';
-import { runInit } from './init-command.js';
-import { runReload } from './reload-command.js';
-import { runReplay } from './replay-command.js';
-import { runServe } from './serve-command.js';
-import { runStatus } from './status-command.js';
 
 const HELP = `Usage: portcullis <command> [options]
 
@@ -33,27 +25,31 @@ status, bans, explain and reload talk to the admin API of a running portcullis
 (--admin URL, default: admin.listen of the policy; --json for scripts).
 Run 'portcullis <command> --help' for a command's options.`;
 
-/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
+/**
+ * Runs the CLI with `argv` (without node and script); resolves to the exit
+ * code. Each command's module is loaded when it runs: `replay` or `check`
+ * need not load the proxy, undici and prom-client first.
+ */
 export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case 'serve':
-        return await runServe(rest, process.stdout);
+        return await (await import('./serve-command.js')).runServe(rest, process.stdout);
       case 'check':
-        return await runCheck(rest, process.stdout, process.stderr);
+        return await (await import('./check-command.js')).runCheck(rest, process.stdout, process.stderr);
       case 'status':
-        return await runStatus(rest, process.stdout);
+        return await (await import('./status-command.js')).runStatus(rest, process.stdout);
       case 'bans':
-        return await runBans(rest, process.stdout);
+        return await (await import('./bans-command.js')).runBans(rest, process.stdout);
       case 'explain':
-        return await runExplain(rest, process.stdout);
+        return await (await import('./explain-command.js')).runExplain(rest, process.stdout);
       case 'reload':
-        return await runReload(rest, process.stdout, process.stderr);
+        return await (await import('./reload-command.js')).runReload(rest, process.stdout, process.stderr);
       case 'replay':
-        return await runReplay(rest, process.stdout, process.stderr);
+        return await (await import('./replay-command.js')).runReplay(rest, process.stdout, process.stderr);
       case 'init':
-        return await runInit(rest, process.stdout, process.stderr);
+        return await (await import('./init-command.js')).runInit(rest, process.stdout, process.stderr);
       case undefined:
       case 'help':
       case '-h':
