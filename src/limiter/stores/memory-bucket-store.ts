@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { growingLru } from '../../core/growing-lru.js';
 import type { BucketLayout } from '../bucket-spec.js';
 import { ADMITTED, type BucketStore, type BucketTake, type TakeOutcome } from '../bucket-store.js';
 import { canPay, msUntilAffordable, refilledTokens } from '../token-bucket.js';
@@ -41,8 +42,11 @@ export class MemoryBucketStore implements BucketStore {
    * @param maxTracked cap on client keys (addresses plus prefixes). When full,
    * the least recently seen key is forgotten; it comes back with full buckets,
    * the same trade-off nginx's `limit_req_zone` makes.
+   * @param preallocate size the key table for the whole cap at once (the
+   * proxy: smaller when full, no growth pauses) or grow it with use (replay:
+   * a short log should not pay ~0.15 s to allocate a million slots).
    */
-  constructor(maxTracked: number) {
+  constructor(maxTracked: number, preallocate = true) {
     // One row more than keys: a new key takes its row before the LRU evicts
     // the oldest key and frees that one's.
     this.#maxRows = maxTracked + 1;
@@ -51,13 +55,11 @@ export class MemoryBucketStore implements BucketStore {
     // in escalation: this is the one a flood of many addresses fills, and full
     // it is smaller (typed-array links) and holds no growth slack: a million
     // keys measured 85 MB of heap this way against 120 MB grown on demand.
-    this.#rows = new LRUCache({
-      max: maxTracked,
-      dispose: (row) => {
-        this.#perScope[this.#layoutOfRow(row).scope]--;
-        this.#freeRows.push(row);
-      },
-    });
+    const dispose = (row: number) => {
+      this.#perScope[this.#layoutOfRow(row).scope]--;
+      this.#freeRows.push(row);
+    };
+    this.#rows = preallocate ? new LRUCache({ max: maxTracked, dispose }) : growingLru<string, number>(maxTracked, { dispose });
   }
 
   get size(): number {

@@ -80,6 +80,18 @@ describe('MemoryBucketStore', () => {
     expect(store.sizeByScope()).toEqual({ ip: 3, prefix: 0 });
   });
 
+  it('grown with use (replay), it caps and evicts the least recently seen key the same way', () => {
+    const store = new MemoryBucketStore(2, false);
+    for (let i = 0; i < 3; i++) store.take(takeRead('a'), 0);
+    store.take(takeRead('b'), 0);
+    store.take(takeRead('a'), 0); // a is the most recent
+    store.take(takeRead('c'), 0); // evicts b
+    expect(store.size).toBe(2);
+    expect(store.peek('b', 0)).toBeNull();
+    expect(store.peek('a', 0)?.get(read.id)).toBe(0);
+    expect(store.sizeByScope()).toEqual({ ip: 2, prefix: 0 });
+  });
+
   it('keeps levels of unchanged buckets across a new layout and starts new ones full', () => {
     const store = new MemoryBucketStore(100);
     for (let i = 0; i < 3; i++) store.take(takeRead('a'), 0);
