@@ -47,8 +47,9 @@ export async function startCluster(config: PolicyConfig, deps: ClusterDeps): Pro
   subscriber.on('error', () => {});
   const sync = new ClusterSync({ redis, subscriber, prefix: config.store.prefix, ledger: deps.ledger, escalator: deps.escalator, clientPrefix: config.clients.prefix, clock: deps.clock, wall: deps.wall, timers: deps.timers, logger, metrics });
   const store = new RedisBucketStore(redis, config.store.prefix, metrics, loggedStoreEvents(logger, () => {}));
+  redis.on('ready', () => store.connected());
   await Promise.all([redis.connect(), subscriber.connect()]).catch((error: Error) => {
-    metrics.setUp(false);
+    store.startedDown();
     logger.warn({ store: where, err: error.message }, 'shared store (Redis) unreachable at start: deciding on this node\'s own buckets until it answers');
   });
   await sync.start();

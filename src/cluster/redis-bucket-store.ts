@@ -78,6 +78,23 @@ export class RedisBucketStore implements SharedBucketStore {
     return this.#up;
   }
 
+  /**
+   * Redis did not answer at start, which the caller has logged: the store
+   * starts down, so the first check that reaches Redis (or the connection's
+   * `ready`, see connected) says it is back and sets the gauge to 1. Without
+   * this, a node started during an outage kept `portcullis_store_shared_up 0`
+   * for good once Redis came back before any check failed.
+   */
+  startedDown(): void {
+    this.#up = false;
+    this.#metrics.setUp(false);
+  }
+
+  /** The connection is ready again (ioredis's `ready`): shared checks can resume. */
+  connected(): void {
+    this.#markUp();
+  }
+
   async take(request: SharedTake): Promise<TakeOutcome | SharedUnavailable> {
     const keys: string[] = [];
     const args: number[] = [];
