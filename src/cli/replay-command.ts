@@ -81,10 +81,9 @@ export async function runReplay(args: string[], out: NodeJS.WritableStream, err:
   const bytesRead = () => position.bytesRead;
   const feed = new TimeOrderedFeed(Math.ceil(windowMs / 1000));
   const input = { lines: 0, malformed: 0, malformedExamples: [] as string[], late: 0 };
-  const decide = (request: LoggedRequest) => {
-    const due = feed.push(request);
-    for (const session of sessions) for (const timed of due) session.decide(timed);
-  };
+  const [first, second] = sessions as [ReplaySession, ReplaySession | undefined];
+  const due = second === undefined ? (request: LoggedRequest, atMs: number) => first.decide(request, atMs) : (request: LoggedRequest, atMs: number) => (first.decide(request, atMs), second.decide(request, atMs));
+  const decide = (request: LoggedRequest) => feed.push(request, due);
   for (const file of positionals) {
     let lineNumber = 0;
     for await (const batch of logLineBatches(file, position)) {
@@ -103,8 +102,7 @@ export async function runReplay(args: string[], out: NodeJS.WritableStream, err:
       }
     }
   }
-  const rest = feed.drain();
-  for (const session of sessions) for (const timed of rest) session.decide(timed);
+  feed.drain(due);
   progress?.finish();
 
   const [result, other] = sessions.map((session) => session.result()) as [ReturnType<ReplaySession['result']>, ReturnType<ReplaySession['result']> | undefined];

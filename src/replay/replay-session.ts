@@ -3,7 +3,7 @@ import { assembleEngine, type AssembledEngine } from '../engine/engine-assembly.
 import { makeClientKey, parseClientAddress, type ClientKey } from '../identity/client-key.js';
 import { ClientResolver } from '../identity/client-resolver.js';
 import { DEFAULT_SITE_NAME } from '../policy/compiled-site.js';
-import type { TimedRequest } from './time-ordered-feed.js';
+import type { LoggedRequest } from './access-log-line.js';
 import { ActivityTable, looksLikeVisitor, recordActivity } from './visitor-profile.js';
 
 /** What the replayed policy did with the requests of one client (or prefix). */
@@ -112,7 +112,7 @@ export class ReplaySession {
   }
 
   /** Decides one request at its instant. */
-  decide({ request, atMs }: TimedRequest): void {
+  decide(request: LoggedRequest, atMs: number): void {
     const client = request.forwardedFor === undefined ? this.#clientKey(request.client) : this.#resolver.resolve(request.client, request.forwardedFor);
     const minute = this.#minute(atMs);
     minute.requests++;

@@ -1,11 +1,7 @@
 import type { LoggedRequest } from './access-log-line.js';
 
-/** A logged request with the instant the replay decides it at. */
-export interface TimedRequest {
-  readonly request: LoggedRequest;
-  /** Milliseconds since the epoch, spread within the logged second. */
-  readonly atMs: number;
-}
+/** Told of each request due, in time order, with the instant it is decided at (ms since the epoch, spread within its logged second). */
+export type DueRequest = (request: LoggedRequest, atMs: number) => void;
 
 /**
  * Puts log lines back in time order. Apache writes a line when a request
@@ -14,7 +10,9 @@ export interface TimedRequest {
  * has been seen. The requests of one second are spread evenly across it
  * (Apache logs to the second), so a burst of 300 in a second is 300 arrivals
  * 3.3 ms apart, not 300 at one instant. Memory: the lines of `windowS`
- * seconds, and at most `maxBuffered` in all (past it the oldest second goes early).
+ * seconds, and at most `maxBuffered` in all (past it the oldest second goes
+ * early). Due requests go to a callback rather than into a returned array:
+ * a replay pushes hundreds of thousands of lines a second.
  */
 export class TimeOrderedFeed {
   readonly #bySecond = new Map<number, LoggedRequest[]>();
@@ -23,6 +21,8 @@ export class TimeOrderedFeed {
   #buffered = 0;
   #latestSecond = Number.NEGATIVE_INFINITY;
   #releasedUpTo = Number.NEGATIVE_INFINITY;
+  /** The oldest second held, so a push with nothing due costs no scan. */
+  #oldestHeld = Number.POSITIVE_INFINITY;
   /** Lines older than a second already released: too late even for the window. */
   late = 0;
 
@@ -31,8 +31,8 @@ export class TimeOrderedFeed {
     this.#maxBuffered = maxBuffered;
   }
 
-  /** Adds a line; returns the requests now due, in time order. */
-  push(request: LoggedRequest): TimedRequest[] {
+  /** Adds a line; the requests now due go to `due`, in time order. */
+  push(request: LoggedRequest, due: DueRequest): void {
     let second = Math.floor(request.epochMs / 1000);
     if (second <= this.#releasedUpTo) {
       // Decided at the first instant still open, rather than dropped.
@@ -44,33 +44,27 @@ export class TimeOrderedFeed {
     list.push(request);
     this.#buffered++;
     if (second > this.#latestSecond) this.#latestSecond = second;
-    const due: TimedRequest[] = [];
-    this.#release(this.#latestSecond - this.#windowS, due);
-    while (this.#buffered > this.#maxBuffered) this.#release(this.#oldest(), due);
-    return due;
+    if (second < this.#oldestHeld) this.#oldestHeld = second;
+    if (this.#oldestHeld <= this.#latestSecond - this.#windowS) this.#release(this.#latestSecond - this.#windowS, due);
+    while (this.#buffered > this.#maxBuffered) this.#release(this.#oldestHeld, due);
   }
 
   /** Everything still held, in time order (end of input). */
-  drain(): TimedRequest[] {
-    const due: TimedRequest[] = [];
+  drain(due: DueRequest): void {
     this.#release(Number.POSITIVE_INFINITY, due);
-    return due;
   }
 
-  #oldest(): number {
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const second of this.#bySecond.keys()) if (second < oldest) oldest = second;
-    return oldest;
-  }
-
-  #release(upToSecond: number, into: TimedRequest[]): void {
+  #release(upToSecond: number, due: DueRequest): void {
     const seconds = [...this.#bySecond.keys()].filter((second) => second <= upToSecond).sort((a, b) => a - b);
     for (const second of seconds) {
       const list = this.#bySecond.get(second) as LoggedRequest[];
       this.#bySecond.delete(second);
       this.#buffered -= list.length;
-      list.forEach((request, index) => into.push({ request, atMs: second * 1000 + Math.floor((index * 1000) / list.length) }));
       this.#releasedUpTo = Math.max(this.#releasedUpTo, second);
+      for (let index = 0; index < list.length; index++) due(list[index] as LoggedRequest, second * 1000 + Math.floor((index * 1000) / list.length));
     }
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const second of this.#bySecond.keys()) if (second < oldest) oldest = second;
+    this.#oldestHeld = oldest;
   }
 }

@@ -10,8 +10,9 @@ const START_MS = Date.UTC(2026, 10, 24, 10);
 function replay(policyYaml: string, requests: LoggedRequest[]) {
   const session = new ReplaySession(parsePolicy(policyYaml, 'policy.yaml'));
   const feed = new TimeOrderedFeed(5);
-  for (const request of requests) for (const due of feed.push(request)) session.decide(due);
-  for (const due of feed.drain()) session.decide(due);
+  const due = (request: LoggedRequest, atMs: number) => session.decide(request, atMs);
+  for (const request of requests) feed.push(request, due);
+  feed.drain(due);
   return session.result();
 }
 
