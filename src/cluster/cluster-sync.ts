@@ -14,6 +14,16 @@ import type { RedisClient } from './redis-connection.js';
 const STRIKE_BATCH_MS = 100;
 /** Distinct clients in one strike batch, at most: a flood of many addresses sends several batches, never an unbounded one. */
 const STRIKE_BATCH_MAX = 5_000;
+/**
+ * Longest message applied from the channel, in characters: a full strike
+ * batch (5,000 entries of an IPv6 address, a weight, a rule and a site) is
+ * well under a megabyte, a ban under a few kilobytes.
+ */
+const MAX_MESSAGE_CHARS = 1_048_576;
+/** Longest address or ban target in a message (an IPv6 CIDR is at most 43). */
+const MAX_ADDRESS_CHARS = 64;
+/** Longest rule or site name in a strike (a judgement call: names come from the policy). */
+const MAX_NAME_CHARS = 256;
 
 /** One message on the cluster channel. */
 type ClusterMessage =
@@ -160,29 +170,56 @@ export class ClusterSync {
     }
   }
 
+  /**
+   * Applies one message of the channel. Anything that can publish to the
+   * channel can send anything, so the text is untrusted input: bounded in
+   * size, parsed without trusting its shape (a `null`, a strike entry that is
+   * no array, a site that is no string are skipped), and a failure while
+   * applying it is logged, never thrown: this runs inside ioredis's socket
+   * handler, where a throw is an uncaught exception that ends the process.
+   */
   #receive(text: string): void {
-    let message: ClusterMessage;
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.#parts.logger.warn({ chars: text.length, max: MAX_MESSAGE_CHARS }, 'cluster: ignored an oversized message on the cluster channel');
+      return;
+    }
+    let message: unknown;
     try {
-      message = JSON.parse(text) as ClusterMessage;
+      message = JSON.parse(text);
     } catch {
       return;
     }
-    if (message.from === this.#node) return;
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) return;
+    const fields = message as Record<string, unknown>;
+    if (fields.from === this.#node) return;
+    try {
+      this.#apply(fields);
+    } catch (error) {
+      this.#parts.logger.warn({ err: (error as Error).message, kind: typeof fields.kind === 'string' ? fields.kind.slice(0, 16) : null }, 'cluster: could not apply a message from another node');
+    }
+  }
+
+  #apply(message: Record<string, unknown>): void {
     const { escalator, ledger, clock, clientPrefix, metrics } = this.#parts;
     const nowMs = clock.nowMs();
     if (message.kind === 'strikes' && Array.isArray(message.strikes)) {
       metrics.countMessage('strikes', 'in');
-      for (const entry of message.strikes) {
-        const [ip, weight, rule, site] = entry;
-        const addr = typeof ip === 'string' ? parseClientAddress(ip) : null;
-        if (addr === null || typeof weight !== 'number' || !(weight > 0) || typeof rule !== 'string') continue;
+      // A node sends at most STRIKE_BATCH_MAX per batch: more is not a node's.
+      for (const entry of message.strikes.slice(0, STRIKE_BATCH_MAX) as unknown[]) {
+        if (!Array.isArray(entry)) continue;
+        const [ip, weight, rule, site] = entry as unknown[];
+        if (typeof ip !== 'string' || ip.length > MAX_ADDRESS_CHARS || typeof weight !== 'number' || !Number.isFinite(weight) || !(weight > 0)) continue;
+        if (typeof rule !== 'string' || rule.length > MAX_NAME_CHARS) continue;
+        if (site !== null && site !== undefined && (typeof site !== 'string' || site.length > MAX_NAME_CHARS)) continue;
+        const addr = parseClientAddress(ip);
+        if (addr === null) continue;
         escalator.strike(makeClientKey(addr, clientPrefix), weight, rule, nowMs, site ?? undefined, 'remote');
       }
     } else if (message.kind === 'ban') {
       metrics.countMessage('ban', 'in');
       const shared = fromSharedBan(message.ban, clock, this.#parts.wall);
       if ('ban' in shared) this.#applyBan(shared.ban, nowMs);
-    } else if (message.kind === 'lift' && typeof message.target === 'string') {
+    } else if (message.kind === 'lift' && typeof message.target === 'string' && message.target.length <= MAX_ADDRESS_CHARS) {
       metrics.countMessage('lift', 'in');
       this.#applying = true;
       try {

@@ -1,7 +1,9 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApache, type ApacheHandle } from '../support/apache.js';
 import { request } from '../support/http-client.js';
 import { startTestProxy } from '../support/portcullis.js';
+import { startServedProxy } from '../support/served-portcullis.js';
 import { startRedis, type RedisHandle } from '../support/redis.js';
 
 const TIMEOUT_MS = 100;
@@ -56,6 +58,41 @@ describe('cluster mode: failures and hostile input', () => {
       expect(node.logs.some((line) => /answers again/.test(String(line.msg)))).toBe(true);
     } finally {
       await node.close();
+    }
+  });
+
+  it('survives hostile messages on the cluster channel (null, entries of the wrong shape, oversized) and still applies a valid ban after them', async () => {
+    const prefix = `hostile${process.pid}:`;
+    // Its own process: a throw in the subscriber's handler is an uncaught exception that ends it.
+    const node = await startServedProxy(apache.url, `${pagesPolicy(redis.url, prefix)}escalation: { tarpit: 0s }\n`);
+    const publisher = new Redis(redis.url);
+    try {
+      const channel = `${prefix}events`;
+      // The node subscribes during start; wait (bounded) until it listens.
+      await within(5_000, async () => (await publisher.publish(channel, '{}')) >= 1);
+      const hostile = [
+        'null',
+        '[1, 2]',
+        '"text"',
+        JSON.stringify({ from: 'x', kind: 'strikes', strikes: [5, null, 'a', { ip: '127.21.1.2' }] }),
+        JSON.stringify({ from: 'x', kind: 'strikes', strikes: [['127.21.1.2', 1, 'pages', { site: 'object' }], ['127.21.1.2', 1e400, 'pages', null]] }),
+        JSON.stringify({ from: 'x', kind: 'lift', target: { not: 'a string' } }),
+        JSON.stringify({ from: 'x', kind: 'ban', ban: null }),
+        JSON.stringify({ from: 'x', kind: 'strikes', strikes: Array.from({ length: 60_000 }, () => ['127.21.1.3', 1, 'x'.repeat(20), null]) }),
+      ];
+      for (const text of hostile) await publisher.publish(channel, text);
+      const now = Date.now();
+      const ban = { target: '127.21.1.9', scope: 'ip', family: 4, prefix: '127.21.1.0/24', source: 'manual', reason: 'by hand on another node', startedAt: now, expiresAt: now + 3_600_000, nth: 1, dryRun: false };
+      await publisher.publish(channel, JSON.stringify({ from: 'another-node', kind: 'ban', ban }));
+      const url = `http://127.0.0.1:${node.port}`;
+      await within(2_000, async () => (await request(url, { path: '/', localAddress: '127.21.1.9' }).catch(() => ({ status: -1 }))).status !== 200);
+      expect(node.alive()).toBe(true);
+      expect((await request(url, { path: '/', localAddress: '127.21.1.10' })).status).toBe(200);
+      // The oversized batch was not applied: its address holds no ban.
+      expect((await request(url, { path: '/', localAddress: '127.21.1.3' })).status).toBe(200);
+    } finally {
+      publisher.disconnect();
+      await node.stop();
     }
   });
 });
