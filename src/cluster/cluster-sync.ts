@@ -20,6 +20,12 @@ const STRIKE_BATCH_MAX = 5_000;
  * well under a megabyte, a ban under a few kilobytes.
  */
 const MAX_MESSAGE_CHARS = 1_048_576;
+/** Fields one HSCAN page asks for: a page of bans comes back in about a millisecond. */
+const SCAN_COUNT = 1_000;
+/** Pages of the bans hash read at most (a hundred million bans). */
+const MAX_SCAN_PAGES = 100_000;
+/** Bans per HSET or HDEL, and announcements in flight at once: small commands, and no call spreading a million arguments. */
+const WRITE_SLICE = 1_000;
 /** Longest address or ban target in a message (an IPv6 CIDR is at most 43). */
 const MAX_ADDRESS_CHARS = 64;
 /** Longest rule or site name in a strike (a judgement call: names come from the policy). */
@@ -69,6 +75,8 @@ export class ClusterSync {
   /** Set while a ban or lift heard from another node is applied, so it is not sent back. */
   #applying = false;
   #unsubscribe: (() => void) | null = null;
+  #reconciling = false;
+  #reconcileAgain = false;
 
   constructor(parts: ClusterSyncParts) {
     this.#parts = parts;
@@ -97,39 +105,80 @@ export class ClusterSync {
     this.#flushTimer ??= this.#parts.timers.setTimeout(() => this.#flush(), STRIKE_BATCH_MS);
   }
 
-  /** Makes the ledger and the shared bans one: loads what others banned, writes what this node banned meanwhile. */
+  /**
+   * Makes the ledger and the shared bans one: loads what others banned, writes
+   * what this node banned meanwhile. The hash may hold as many bans as
+   * `escalation.max_bans` (a million by default), so it is read with HSCAN
+   * and written in slices: every command stays small enough for
+   * `store.timeout`, which one HGETALL of a hundred thousand bans is not.
+   * A reconcile asked for while one runs (a reconnect during it) runs after it.
+   */
   async reconcile(): Promise<void> {
+    if (this.#reconciling) {
+      this.#reconcileAgain = true;
+      return;
+    }
+    this.#reconciling = true;
+    try {
+      do {
+        this.#reconcileAgain = false;
+        await this.#reconcileOnce();
+      } while (this.#reconcileAgain);
+    } finally {
+      this.#reconciling = false;
+    }
+  }
+
+  async #reconcileOnce(): Promise<void> {
     const { redis, ledger, clock, wall, logger } = this.#parts;
     try {
-      const stored = await redis.hgetall(this.#bansKey);
+      const stored = await this.#loadBans();
       const nowMs = clock.nowMs();
       const expired: string[] = [];
-      for (const [target, text] of Object.entries(stored)) {
+      const theirs = new Map<string, Ban>();
+      for (const [target, text] of stored) {
         const shared = this.#parse(text);
         if (shared === null) {
           expired.push(target);
           continue;
         }
+        theirs.set(target, shared);
         this.#applyBan(shared, nowMs);
       }
-      if (expired.length > 0) await redis.hdel(this.#bansKey, ...expired);
+      for (let i = 0; i < expired.length; i += WRITE_SLICE) await redis.hdel(this.#bansKey, ...expired.slice(i, i + WRITE_SLICE));
       // Then ours: every active ban Redis lacks, or holds shorter, is written.
       const writes: string[] = [];
       const announce: unknown[] = [];
       for (const ban of ledger.active()) {
-        const theirs = stored[ban.target] === undefined ? null : this.#parse(stored[ban.target] as string);
-        if (theirs !== null && theirs.expiresMs >= ban.expiresMs) continue;
+        const known = theirs.get(ban.target);
+        if (known !== undefined && known.expiresMs >= ban.expiresMs) continue;
         const shared = toSharedBan(ban, clock, wall);
         writes.push(ban.target, JSON.stringify(shared));
         announce.push(shared);
       }
-      if (writes.length > 0) await redis.hset(this.#bansKey, ...writes);
+      for (let i = 0; i < writes.length; i += WRITE_SLICE * 2) await redis.hset(this.#bansKey, ...writes.slice(i, i + WRITE_SLICE * 2));
       // Nodes that reconciled before this one wrote would not see them otherwise.
-      for (const ban of announce) await this.#publish({ from: this.#node, kind: 'ban', ban }, 'ban');
-      logger.info({ shared: Object.keys(stored).length - expired.length, written: writes.length / 2 }, 'cluster: bans reconciled with the shared store');
+      for (let i = 0; i < announce.length; i += WRITE_SLICE) {
+        await Promise.all(announce.slice(i, i + WRITE_SLICE).map((ban) => this.#publish({ from: this.#node, kind: 'ban', ban }, 'ban')));
+      }
+      logger.info({ shared: theirs.size, written: writes.length / 2 }, 'cluster: bans reconciled with the shared store');
     } catch (error) {
       logger.warn({ err: (error as Error).message }, 'cluster: could not reconcile bans with the shared store; retried at reconnect');
     }
+  }
+
+  /** Every entry of the bans hash, a page of HSCAN at a time (a field seen twice by the scan is kept once). */
+  async #loadBans(): Promise<Map<string, string>> {
+    const stored = new Map<string, string>();
+    let cursor = '0';
+    // HSCAN ends by itself; the bound only guards against a server that never says so.
+    for (let page = 0; page < MAX_SCAN_PAGES; page++) {
+      const [next, fields] = await this.#parts.redis.hscan(this.#bansKey, cursor, 'COUNT', SCAN_COUNT);
+      for (let i = 0; i + 1 < fields.length; i += 2) stored.set(fields[i] as string, fields[i + 1] as string);
+      if (next === '0') return stored;
+      cursor = next;
+    }
+    throw new Error(`the bans hash did not end after ${MAX_SCAN_PAGES} HSCAN pages`);
   }
 
   /** Sends the last strikes and stops following. */

@@ -95,4 +95,32 @@ describe('cluster mode: failures and hostile input', () => {
       await node.stop();
     }
   });
+
+  it('a node joining a cluster whose bans hash is large (100,000 bans) loads them all within the default timeout', async () => {
+    const prefix = `large${process.pid}:`;
+    const count = 100_000;
+    const writer = new Redis(redis.url);
+    try {
+      const now = Date.now();
+      for (let start = 0; start < count; start += 1_000) {
+        const fields: string[] = [];
+        for (let i = start; i < start + 1_000; i++) {
+          const target = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+          const ban = { target, scope: 'ip', family: 4, prefix: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.0/24`, source: 'strikes', reason: '6 strikes within 60s (last refused by xmlrpc)', startedAt: now, expiresAt: now + 3_600_000, nth: 1, dryRun: false };
+          fields.push(target, JSON.stringify(ban));
+        }
+        await writer.hset(`${prefix}bans`, ...fields);
+      }
+      // The default store.timeout: 50 ms.
+      const node = await startTestProxy(apache.url, `store: { type: redis, url: "${redis.url}", prefix: "${prefix}" }\nescalation: { tarpit: 0s }\n`);
+      try {
+        await within(20_000, async () => node.running.ledger.size >= count);
+        expect(node.running.ledger.active().some((ban) => ban.target === '10.1.134.159')).toBe(true);
+      } finally {
+        await node.close();
+      }
+    } finally {
+      writer.disconnect();
+    }
+  }, 60_000);
 });
