@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { GenerationalCache } from '../core/generational-cache.js';
 import { normalizeRequestPath, type RequestPathResult } from '../policy/request-path.js';
 
 /** Distinct request targets whose normalised path is remembered. */
@@ -13,8 +13,8 @@ const PATH_CACHE_MAX_TARGET_CHARS = 512;
 /**
  * Characters held by the whole cache, targets and their views together:
  * about 1 MB (a byte per character, as request targets are latin1), plus
- * lru-cache's ~100 bytes per entry. 4,096 typical targets fit in a quarter
- * of it; without this budget 4,096 targets of 10 KB held about 80 MB.
+ * a Map entry's ~80 bytes each. 4,096 typical targets fit in a quarter of
+ * it; without this budget 4,096 targets of 10 KB held about 80 MB.
  */
 const PATH_CACHE_MAX_CHARS = 1_048_576;
 
@@ -23,15 +23,11 @@ const PATH_CACHE_MAX_CHARS = 1_048_576;
  * same few pages, so this saves the decoding on most requests; a flood of
  * distinct targets only pushes older ones out. Bounded by entries and by
  * characters, so that a client cannot make it hold much memory. A hit costs
- * ~15 ns (lru-cache's recency bookkeeping: ~8 ns more than a bare Map), a
- * miss on a short target ~70 ns.
+ * a Map lookup, a miss on a short target ~70 ns plus ~100 ns to remember it (see
+ * GenerationalCache: recent targets stay, the rest go a generation at a time).
  */
 export class PathCache {
-  readonly #results = new LRUCache<string, RequestPathResult>({
-    max: PATH_CACHE_MAX_ENTRIES,
-    maxSize: PATH_CACHE_MAX_CHARS,
-    sizeCalculation: charsHeld,
-  });
+  readonly #results = new GenerationalCache<string, RequestPathResult>(PATH_CACHE_MAX_ENTRIES, { maxWeight: PATH_CACHE_MAX_CHARS, weigh: charsHeld });
 
   /** {@link normalizeRequestPath} of `target`, from the cache when it was asked for recently. */
   normalize(target: string): RequestPathResult {
@@ -54,13 +50,13 @@ export class PathCache {
 
   /** Characters held now, targets and views (what PATH_CACHE_MAX_CHARS bounds). */
   get chars(): number {
-    return this.#results.calculatedSize;
+    return this.#results.weight;
   }
 }
 
 /** The target plus each view but the target itself (the fast path hands it back; any other view differs from it). */
 function charsHeld(result: RequestPathResult, target: string): number {
-  let chars = target.length + 1; // lru-cache needs a positive size, and '' is a possible target
+  let chars = target.length + 1; // '' is a possible target, and still an entry
   if (result.ok) for (const view of result.views) if (view !== target) chars += view.length;
   return chars;
 }

@@ -1,3 +1,4 @@
+import { GenerationalCache } from '../core/generational-cache.js';
 import type { LoggedRequest } from './access-log-line.js';
 
 /** What a replay remembers of one client's requests, to tell ordinary visitors from floods. */
@@ -66,39 +67,23 @@ export function looksLikeVisitor(activity: ClientActivity): boolean {
   );
 }
 
-/**
- * Client activity, bounded: two generations of at most `cap / 2` entries
- * each. A lookup in the old one moves the entry to the young one; when the
- * young one is full it becomes the old one and the old one is forgotten.
- * Clients not seen for a generation go first, as in an LRU, at the cost of a
- * Map lookup or two per line (an LRU's bookkeeping was a tenth of a replay).
- */
+/** Client activity, bounded like the proxy's tables: least recently seen forgotten first, a generation at a time. */
 export class ActivityTable {
-  readonly #generation: number;
-  #young = new Map<string, ClientActivity>();
-  #old = new Map<string, ClientActivity>();
+  readonly #cache: GenerationalCache<string, ClientActivity>;
 
   constructor(cap: number) {
-    this.#generation = Math.max(1, Math.floor(cap / 2));
+    this.#cache = new GenerationalCache(cap);
   }
 
   /** The activity of `client`, created at `atMs` when it is new (or forgotten). */
   touch(client: string, atMs: number): ClientActivity {
-    let activity = this.#young.get(client);
-    if (activity !== undefined) return activity;
-    activity = this.#old.get(client);
-    if (activity !== undefined) this.#old.delete(client);
-    else activity = newActivity(atMs);
-    if (this.#young.size >= this.#generation) {
-      this.#old = this.#young;
-      this.#young = new Map();
-    }
-    this.#young.set(client, activity);
+    let activity = this.#cache.get(client);
+    if (activity === undefined) this.#cache.set(client, (activity = newActivity(atMs)));
     return activity;
   }
 
   /** The activity of `client` without touching it; undefined when never seen or forgotten. */
   peek(client: string): ClientActivity | undefined {
-    return this.#young.get(client) ?? this.#old.get(client);
+    return this.#cache.peek(client);
   }
 }
