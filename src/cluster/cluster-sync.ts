@@ -282,6 +282,13 @@ export class ClusterSync {
   /** Adds a ban heard from another node unless this node holds one on the target that lasts as long. */
   #applyBan(ban: Ban, nowMs: number): void {
     const ledger = this.#parts.ledger;
+    // This node's never-ban list holds here too (fail safe): another node with
+    // another policy may not know this one's allowlist, trusted proxies or
+    // upstream, and a ban on one of them cuts off every client behind it, or Apache.
+    if (this.#protects(ban)) {
+      this.#parts.logger.warn({ target: ban.target, source: ban.source }, 'cluster: ignored a ban from another node on an address this node never bans (allowlisted, trusted proxy or upstream)');
+      return;
+    }
     const mine = ledger.get(ban.target, nowMs);
     if (mine !== null && mine.expiresMs >= ban.expiresMs) return;
     this.#applying = true;
@@ -290,6 +297,13 @@ export class ClusterSync {
     } finally {
       this.#applying = false;
     }
+  }
+
+  #protects(ban: Ban): boolean {
+    const { escalator } = this.#parts;
+    if (ban.scope === 'prefix') return escalator.overlapsProtected(ban.target);
+    const addr = parseClientAddress(ban.target);
+    return addr !== null && escalator.protects(addr);
   }
 
   #parse(text: string): Ban | null {

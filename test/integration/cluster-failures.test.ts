@@ -123,4 +123,33 @@ describe('cluster mode: failures and hostile input', () => {
       writer.disconnect();
     }
   }, 60_000);
+
+  it('a ban from another node on an address this node never bans (its allowlist) is not applied here, by address or by prefix', async () => {
+    const prefix = `allow${process.pid}:`;
+    const token = 'cluster-allow-token-0123456789';
+    const base = `${pagesPolicy(redis.url, prefix)}escalation: { tarpit: 0s }\n`;
+    const a = await startTestProxy(apache.url, base, { adminToken: token });
+    // B allowlists an address A does not know about.
+    const b = await startTestProxy(apache.url, `${base}clients: { allow: ["127.21.2.1"] }\n`);
+    try {
+      const ban = async (ip: string) => {
+        const response = await request(a.adminUrl, { method: 'POST', path: '/bans', body: JSON.stringify({ ip, duration: '1h' }), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+        expect(response.status).toBe(201);
+      };
+      await ban('127.21.2.1');
+      await ban('127.21.2.0/24');
+      // A ban published after them, that B applies: once B holds it, B has heard the others.
+      await ban('127.21.3.2');
+      const holds = (target: string) => b.running.ledger.active().some((entry) => entry.target === target);
+      await within(2_000, async () => holds('127.21.3.2'));
+      expect(holds('127.21.2.1')).toBe(false);
+      expect(holds('127.21.2.0/24')).toBe(false);
+      expect((await request(b.url, { path: '/', localAddress: '127.21.2.1' })).status).toBe(200);
+      // A, whose policy allows banning it, enforces its own ban.
+      expect((await request(a.url, { path: '/', localAddress: '127.21.2.1' }).catch(() => ({ status: -1 }))).status).not.toBe(200);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
