@@ -151,7 +151,8 @@ export class ClusterSync {
       const announce: unknown[] = [];
       for (const ban of ledger.active()) {
         const known = theirs.get(ban.target);
-        if (known !== undefined && known.expiresMs >= ban.expiresMs) continue;
+        // A stored dry-run ban does not cover an enforced one of ours.
+        if (known !== undefined && known.expiresMs >= ban.expiresMs && (ban.dryRun || !known.dryRun)) continue;
         const shared = toSharedBan(ban, clock, wall);
         writes.push(ban.target, JSON.stringify(shared));
         announce.push(shared);
@@ -289,11 +290,22 @@ export class ClusterSync {
       this.#parts.logger.warn({ target: ban.target, source: ban.source }, 'cluster: ignored a ban from another node on an address this node never bans (allowlisted, trusted proxy or upstream)');
       return;
     }
+    // A dry-run ban comes from a node still in dry run (a rollout from dry run
+    // to enforcing goes one node at a time). On a node that enforces, it would
+    // stand in for this node's own decision: held, it stops this node's
+    // escalator from banning the address (one ban at a time), and it would
+    // replace a ban this node enforces with one that enforces nothing.
+    // The other way round, a node in dry run records another node's automatic
+    // ban without enforcing it, as it does its own; a manual ban is enforced
+    // even in dry run (an operator who bans by hand means it).
+    const dryRun = this.#parts.escalator.config.dry_run;
+    if (ban.dryRun && !dryRun) return;
+    const applied = dryRun && !ban.dryRun && ban.source !== 'manual' ? { ...ban, dryRun: true } : ban;
     const mine = ledger.get(ban.target, nowMs);
     if (mine !== null && mine.expiresMs >= ban.expiresMs) return;
     this.#applying = true;
     try {
-      ledger.add(ban);
+      ledger.add(applied);
     } finally {
       this.#applying = false;
     }

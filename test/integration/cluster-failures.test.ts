@@ -152,4 +152,27 @@ describe('cluster mode: failures and hostile input', () => {
       await b.close();
     }
   });
+
+  it('a node that enforces still bans a client whose strikes another node, still in dry run, turned into a dry-run ban', async () => {
+    const prefix = `dry${process.pid}:`;
+    const policy = (dryRun: boolean) => `${pagesPolicy(redis.url, prefix)}block:\n  - path: /xmlrpc.php\n    strikes: 2\nescalation: { strikes: 6, window: 60s, ban: 10m, prefix_after: 0, tarpit: 0s, dry_run: ${dryRun} }\n`;
+    // A rollout from dry run to enforcing, one node at a time: A is still in dry run, B enforces.
+    const a = await startTestProxy(apache.url, policy(true));
+    const b = await startTestProxy(apache.url, policy(false));
+    try {
+      const client = '127.21.4.1';
+      // 6 strikes on A: a dry-run ban there; the strikes reach B, which bans for real.
+      for (let i = 0; i < 3; i++) expect((await request(a.url, { path: '/xmlrpc.php', localAddress: client })).status).toBe(403);
+      expect(a.running.ledger.active().find((ban) => ban.target === client)?.dryRun).toBe(true);
+      await within(1_000, async () => b.running.ledger.active().some((ban) => ban.target === client && !ban.dryRun));
+      expect((await request(b.url, { path: '/', localAddress: client }).catch(() => ({ status: -1 }))).status).not.toBe(200);
+      // B's ban reaches A, which records it as a dry run, as it does its own, and enforces nothing.
+      await within(1_000, async () => (a.running.ledger.active().find((ban) => ban.target === client)?.expiresMs ?? 0) >= (b.running.ledger.active().find((ban) => ban.target === client)?.expiresMs ?? Infinity));
+      expect(a.running.ledger.active().find((ban) => ban.target === client)?.dryRun).toBe(true);
+      expect((await request(a.url, { path: '/', localAddress: client })).status).toBe(200);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
