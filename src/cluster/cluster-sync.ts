@@ -12,7 +12,7 @@ import type { RedisClient } from './redis-connection.js';
 
 /** How long strikes wait to be sent together: "at most ~100 ms late". */
 const STRIKE_BATCH_MS = 100;
-/** Distinct clients in one strike batch, at most: a flood of many addresses sends several batches, never an unbounded one. */
+/** Distinct clients in one strike batch, at most: a flood of many addresses sends a full batch at once and starts the next, never an unbounded one. */
 const STRIKE_BATCH_MAX = 5_000;
 /**
  * Longest message applied from the channel, in characters: a full strike
@@ -100,7 +100,15 @@ export class ClusterSync {
   strike(client: ClientKey, weight: number, rule: string, site: string | undefined): void {
     const known = this.#pending.get(client.ip);
     if (known !== undefined) known[1] += weight;
-    else if (this.#pending.size < STRIKE_BATCH_MAX) this.#pending.set(client.ip, [client.ip, weight, rule, site ?? null]);
+    else {
+      this.#pending.set(client.ip, [client.ip, weight, rule, site ?? null]);
+      if (this.#pending.size >= STRIKE_BATCH_MAX) {
+        // A full batch goes now and the next one starts: none is dropped.
+        this.#parts.timers.clearTimeout(this.#flushTimer);
+        void this.#flush();
+        return;
+      }
+    }
     // One timer per batch, not per strike: an idle node sets none.
     this.#flushTimer ??= this.#parts.timers.setTimeout(() => this.#flush(), STRIKE_BATCH_MS);
   }

@@ -4,6 +4,7 @@ import { startApache, type ApacheHandle } from '../support/apache.js';
 import { request } from '../support/http-client.js';
 import { startTestProxy } from '../support/portcullis.js';
 import { startServedProxy } from '../support/served-portcullis.js';
+import { makeClientKey, parseClientAddress } from '../../src/identity/client-key.js';
 import { startRedis, type RedisHandle } from '../support/redis.js';
 
 const TIMEOUT_MS = 100;
@@ -173,6 +174,31 @@ describe('cluster mode: failures and hostile input', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('sends every strike of a flood of many addresses to the other nodes, in several batches when one is full', async () => {
+    const prefix = `flood${process.pid}:`;
+    const node = await startTestProxy(apache.url, pagesPolicy(redis.url, prefix));
+    const listener = new Redis(redis.url);
+    try {
+      const heard = new Set<string>();
+      listener.on('message', (_channel: string, text: string) => {
+        const message = JSON.parse(text) as { kind: string; strikes?: [string][] };
+        if (message.kind === 'strikes') for (const [ip] of message.strikes ?? []) heard.add(ip);
+      });
+      await listener.subscribe(`${prefix}events`);
+      // 6,000 distinct addresses strike within one batch window (more than one batch holds).
+      const count = 6_000;
+      const nowMs = performance.now();
+      for (let i = 0; i < count; i++) {
+        const addr = parseClientAddress(`198.51.${(i >> 8) & 255}.${i & 255}`);
+        node.running.engine.strikeWithoutRequest(makeClientKey(addr!, { ipv4: 24, ipv6: 64 }), 'malformed', nowMs);
+      }
+      await within(2_000, async () => heard.size >= count);
+    } finally {
+      listener.disconnect();
+      await node.close();
     }
   });
 });
