@@ -43,7 +43,7 @@ export async function* logLineBatches(file: string, position: InputPosition): As
     const text = rest + chunk.toString('latin1');
     const lines = text.split('\n');
     rest = lines.pop() as string;
-    yield lines.map(withoutCarriageReturn);
+    yield text.includes('\r') ? lines.map(withoutCarriageReturn) : lines;
   }
   if (rest !== '') yield [withoutCarriageReturn(rest)];
   if (readError !== null) throw new PortcullisError('PC_ERR_REPLAY_INPUT', `cannot read log ${file}: ${(readError as Error).message} (a truncated .gz?)`, { cause: readError });
