@@ -26,6 +26,14 @@ const SCAN_COUNT = 1_000;
 const MAX_SCAN_PAGES = 100_000;
 /** Bans per HSET or HDEL, and announcements in flight at once: small commands, and no call spreading a million arguments. */
 const WRITE_SLICE = 1_000;
+/**
+ * Two nodes that counted the same strikes (each hears the other's batch)
+ * both ban, with the same number, ending this far apart at most: a strike
+ * batch (100 ms), its delivery, and the conversion through each node's wall
+ * clock. Within it the other's copy is this node's ban, not a longer one: a
+ * judgement call, far below any ban length.
+ */
+const SAME_BAN_SLACK_MS = 2_000;
 /** Longest address or ban target in a message (an IPv6 CIDR is at most 43). */
 const MAX_ADDRESS_CHARS = 64;
 /** Longest rule or site name in a strike (a judgement call: names come from the policy). */
@@ -310,7 +318,7 @@ export class ClusterSync {
     if (ban.dryRun && !dryRun) return;
     const applied = dryRun && !ban.dryRun && ban.source !== 'manual' ? { ...ban, dryRun: true } : ban;
     const mine = ledger.get(ban.target, nowMs);
-    if (mine !== null && mine.expiresMs >= ban.expiresMs) return;
+    if (mine !== null && (mine.expiresMs >= ban.expiresMs || isSameBan(mine, applied))) return;
     this.#applying = true;
     try {
       ledger.add(applied);
@@ -336,4 +344,9 @@ export class ClusterSync {
     const shared = fromSharedBan(value, this.#parts.clock, this.#parts.wall);
     return 'ban' in shared ? shared.ban : null;
   }
+}
+
+/** Whether `theirs` is the ban this node already holds as `mine`, made by another node from the same strikes (see SAME_BAN_SLACK_MS). */
+function isSameBan(mine: Ban, theirs: Ban): boolean {
+  return mine.nth === theirs.nth && mine.scope === theirs.scope && mine.dryRun === theirs.dryRun && theirs.expiresMs - mine.expiresMs <= SAME_BAN_SLACK_MS;
 }
