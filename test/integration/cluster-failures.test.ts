@@ -230,4 +230,26 @@ describe('cluster mode: failures and hostile input', () => {
       await b.close();
     }
   });
+
+  it('after Redis restarts, the nodes subscribe again: a ban made then reaches the other node within a second', async () => {
+    const prefix = `resub${process.pid}:`;
+    const token = 'cluster-resub-token-0123456789';
+    const base = `${pagesPolicy(redis.url, prefix)}escalation: { tarpit: 0s }\n`;
+    const a = await startTestProxy(apache.url, base, { adminToken: token });
+    const b = await startTestProxy(apache.url, base);
+    try {
+      await redis.kill();
+      await redis.restart();
+      const connected = async (node: typeof a) => /answers$/.test((JSON.parse((await request(node.adminUrl, { path: '/readyz' })).body) as { checks: Record<string, { detail: string }> }).checks.store?.detail ?? '');
+      await within(5_000, async () => (await connected(a)) && (await connected(b)));
+      // Both reconcile on reconnect; a ban made after that travels only by the channel.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const banned = await request(a.adminUrl, { method: 'POST', path: '/bans', body: JSON.stringify({ ip: '127.21.6.1', duration: '1h' }), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+      expect(banned.status).toBe(201);
+      await within(1_000, async () => b.running.ledger.active().some((ban) => ban.target === '127.21.6.1'));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
