@@ -252,4 +252,28 @@ describe('cluster mode: failures and hostile input', () => {
       await b.close();
     }
   });
+
+  it('while Redis is slow (connected, but paused), no request waits past store.timeout, and limits hold on the node', async () => {
+    const node = await startTestProxy(apache.url, `store: { type: redis, url: "${redis.url}", prefix: "slow${process.pid}:", timeout: ${TIMEOUT_MS}ms }\nlimits:\n  - name: pages\n    methods: [GET]\n    per_ip: { rate: 1/min, burst: 5 }\n`);
+    const admin = new Redis(redis.url);
+    try {
+      const client = '127.21.7.1';
+      expect((await request(node.url, { path: '/', localAddress: client })).status).toBe(200);
+      // Redis holds every command for 2 s: the connection stays up, answers do not come.
+      await admin.call('CLIENT', 'PAUSE', '2000', 'ALL');
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const sent = Date.now();
+        statuses.push((await request(node.url, { path: '/', localAddress: client })).status);
+        expect(Date.now() - sent, `request ${i}`).toBeLessThan(TIMEOUT_MS + 150);
+      }
+      // The node's own bucket: 4 tokens left of 5, then refused.
+      expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+      expect(/portcullis_store_shared_checks_total\{outcome="timeout"\} 4/.test((await request(node.adminUrl, { path: '/metrics' })).body)).toBe(true);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined);
+      admin.disconnect();
+      await node.close();
+    }
+  });
 });
