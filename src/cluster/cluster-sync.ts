@@ -20,6 +20,10 @@ const STRIKE_BATCH_MAX = 5_000;
  * well under a megabyte, a ban under a few kilobytes.
  */
 const MAX_MESSAGE_CHARS = 1_048_576;
+/** First wait before a failed reconcile is tried again; it doubles up to the next. */
+const RECONCILE_RETRY_MIN_MS = 1_000;
+/** Longest wait between tries of a reconcile that keeps failing (a judgement call: a minute of log lines at most). */
+const RECONCILE_RETRY_MAX_MS = 60_000;
 /** Fields one HSCAN page asks for: a page of bans comes back in about a millisecond. */
 const SCAN_COUNT = 1_000;
 /** Pages of the bans hash read at most (a hundred million bans). */
@@ -85,6 +89,9 @@ export class ClusterSync {
   #unsubscribe: (() => void) | null = null;
   #reconciling = false;
   #reconcileAgain = false;
+  #retryTimer: TimerHandle = null;
+  #retryMs = RECONCILE_RETRY_MIN_MS;
+  #closed = false;
 
   constructor(parts: ClusterSyncParts) {
     this.#parts = parts;
@@ -135,17 +142,32 @@ export class ClusterSync {
       return;
     }
     this.#reconciling = true;
+    this.#parts.timers.clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    let done = false;
     try {
       do {
         this.#reconcileAgain = false;
-        await this.#reconcileOnce();
+        done = await this.#reconcileOnce();
       } while (this.#reconcileAgain);
     } finally {
       this.#reconciling = false;
     }
+    // A failure while the connection stays up (a command past store.timeout)
+    // brings no reconnect to try again at: a timer does, backing off.
+    if (done) this.#retryMs = RECONCILE_RETRY_MIN_MS;
+    else if (!this.#closed) {
+      // While disconnected, the reconnect's `ready` reconciles instead.
+      this.#retryTimer = this.#parts.timers.setTimeout(() => {
+        this.#retryTimer = null;
+        if (this.#parts.redis.status === 'ready') void this.reconcile();
+      }, this.#retryMs);
+      this.#retryMs = Math.min(this.#retryMs * 2, RECONCILE_RETRY_MAX_MS);
+    }
   }
 
-  async #reconcileOnce(): Promise<void> {
+  /** One reconcile; false when it could not finish (logged). */
+  async #reconcileOnce(): Promise<boolean> {
     const { redis, ledger, clock, wall, logger } = this.#parts;
     try {
       const stored = await this.#loadBans();
@@ -179,8 +201,10 @@ export class ClusterSync {
         await Promise.all(announce.slice(i, i + WRITE_SLICE).map((ban) => this.#publish({ from: this.#node, kind: 'ban', ban }, 'ban')));
       }
       logger.info({ shared: theirs.size, written: writes.length / 2 }, 'cluster: bans reconciled with the shared store');
+      return true;
     } catch (error) {
-      logger.warn({ err: (error as Error).message }, 'cluster: could not reconcile bans with the shared store; retried at reconnect');
+      logger.warn({ err: (error as Error).message, retryInMs: this.#retryMs }, 'cluster: could not reconcile bans with the shared store; tried again later and at reconnect');
+      return false;
     }
   }
 
@@ -200,6 +224,9 @@ export class ClusterSync {
 
   /** Sends the last strikes and stops following. */
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#parts.timers.clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
     this.#parts.timers.clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
     await this.#flush().catch(() => undefined);

@@ -276,4 +276,27 @@ describe('cluster mode: failures and hostile input', () => {
       await node.close();
     }
   });
+
+  it('a reconcile that fails while Redis stays connected is tried again, not only at the next reconnect', async () => {
+    const prefix = `retry${process.pid}:`;
+    const writer = new Redis(redis.url);
+    try {
+      // The bans key holds the wrong type: reading it fails, the connection stays up (as with a Redis too slow for one reconcile).
+      await writer.set(`${prefix}bans`, 'not a hash');
+      const node = await startTestProxy(apache.url, `${pagesPolicy(redis.url, prefix)}escalation: { tarpit: 0s }\n`);
+      try {
+        await within(2_000, async () => node.logs.some((line) => /could not reconcile/.test(String(line.msg))));
+        // Another node's ban, written while this one was not reading.
+        const now = Date.now();
+        const ban = { target: '127.21.8.1', scope: 'ip', family: 4, prefix: '127.21.8.0/24', source: 'manual', reason: 'by hand on another node', startedAt: now, expiresAt: now + 3_600_000, nth: 1, dryRun: false };
+        await writer.del(`${prefix}bans`);
+        await writer.hset(`${prefix}bans`, ban.target, JSON.stringify(ban));
+        await within(5_000, async () => node.running.ledger.active().some((entry) => entry.target === '127.21.8.1'));
+      } finally {
+        await node.close();
+      }
+    } finally {
+      writer.disconnect();
+    }
+  });
 });
