@@ -9,7 +9,7 @@ import type { RedisClient } from './redis-connection.js';
  * Token buckets in Redis, all of one request in one atomic script on Redis's
  * own clock (`TIME`), so clock skew between nodes does not matter. The same
  * arithmetic as the memory store: refill at `rate` per ms up to `burst`, pay
- * `cost`, all buckets or none. Each bucket is a hash (`t` tokens, `m` ms)
+ * `cost` (with the same 1e-9 tolerance), all buckets or none. Each bucket is a hash (`t` tokens, `m` ms)
  * that expires once it would be full again: Redis needs no persistence for
  * them. Returns {0, 0} when admitted, else {index of the bucket with the
  * longest wait (1-based), that wait in ms}.
@@ -26,7 +26,8 @@ for i = 1, n do
   local tokens = burst
   if v[1] then tokens = math.min(burst, tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * rate) end
   levels[i] = tokens
-  if tokens < cost then
+  -- The memory store's tolerance (token-bucket.ts): a float sum may land a hair under a whole token.
+  if tokens + 1e-9 < cost then
     local wait = math.ceil((cost - tokens) / rate)
     if wait > worstWait then worst, worstWait = i, wait end
   end

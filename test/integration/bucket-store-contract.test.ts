@@ -5,6 +5,7 @@ import { RedisBucketStore } from '../../src/cluster/redis-bucket-store.js';
 import { createBucketLayout, type BucketSpec } from '../../src/limiter/bucket-spec.js';
 import type { TakeOutcome } from '../../src/limiter/bucket-store.js';
 import { MemoryBucketStore } from '../../src/limiter/stores/memory-bucket-store.js';
+import { canPay } from '../../src/limiter/token-bucket.js';
 import { ClusterMetrics } from '../../src/metrics/cluster-metrics.js';
 import { startRedis, type RedisHandle } from '../support/redis.js';
 
@@ -89,4 +90,25 @@ bucketContract('redis', () => {
     const takes = which === 'login' ? [{ key: ip, layout: heavyLayout, buckets: [HEAVY] }] : [{ key: ip, layout: ipLayout, buckets: [IP] }, { key: prefix, layout: prefixLayout, buckets: [PREFIX] }];
     return store.take({ hashTag: prefix, takes });
   };
+});
+
+describe('bucket contract: a level a float sum leaves a hair under the cost', () => {
+  // 9/s: a level of 0.01 refilled for 110 ms is 0.01 + 110 × 0.009 = 0.9999999999999999, one token in exact arithmetic.
+  const NINE = spec('paced', 'ip', 9, 1);
+  const level = 0.01 + 110 * (9 / 1000);
+
+  it('pays it in the memory store (its epsilon) and in the Redis store alike', async () => {
+    expect(level).toBeLessThan(1);
+    expect(canPay(level, 1)).toBe(true);
+    const prefix = `eps-${Math.random().toString(36).slice(2)}:`;
+    const client = openRedis({ type: 'redis', url: redis.url, cluster: false, sentinels: [], prefix, timeout: 500 });
+    clients.push(client);
+    await client.connect();
+    const store = new RedisBucketStore(client, prefix, new ClusterMetrics(new Registry()), { onDown: () => {}, onUp: () => {} });
+    // The bucket as the script would leave it, stamped in the future so no refill is added on top of the level.
+    const [seconds] = await client.time();
+    await client.hset(`${prefix}{192.0.2.0/24}:192.0.2.1|${NINE.id}`, 't', String(level), 'm', String((Number(seconds) + 60) * 1000));
+    const outcome = await store.take({ hashTag: '192.0.2.0/24', takes: [{ key: '192.0.2.1', layout: createBucketLayout('ip', [NINE]), buckets: [NINE] }] });
+    expect(outcome).toEqual({ admitted: true });
+  });
 });
