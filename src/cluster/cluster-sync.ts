@@ -43,6 +43,26 @@ const MAX_ADDRESS_CHARS = 64;
 /** Longest rule or site name in a strike (a judgement call: names come from the policy). */
 const MAX_NAME_CHARS = 256;
 
+/**
+ * Deletes one entry of the bans hash if the ban it holds has ended by the
+ * caller's wall clock (ARGV[2], epoch ms), in one step so a longer ban another
+ * node writes meanwhile stays. Without it entries only left the hash at a
+ * reconcile, which a cluster whose Redis never restarts may not see for
+ * months: the hash grew by every ban ever made.
+ */
+const FORGET_SCRIPT = `
+local text = redis.call('HGET', KEYS[1], ARGV[1])
+if not text then return 0 end
+local ok, ban = pcall(cjson.decode, text)
+if ok and type(ban) == 'table' and type(ban.expiresAt) == 'number' and ban.expiresAt > tonumber(ARGV[2]) then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+`;
+
+interface ForgetCommand {
+  portcullisForgetBan(keyCount: 1, key: string, target: string, nowEpochMs: number): Promise<number>;
+}
+
 /** One message on the cluster channel. */
 type ClusterMessage =
   | { readonly from: string; readonly kind: 'strikes'; readonly strikes: readonly (readonly [ip: string, weight: number, rule: string, site: string | null])[] }
@@ -94,6 +114,7 @@ export class ClusterSync {
   #closed = false;
 
   constructor(parts: ClusterSyncParts) {
+    parts.redis.defineCommand('portcullisForgetBan', { lua: FORGET_SCRIPT });
     this.#parts = parts;
     this.#channel = `${parts.prefix}events`;
     this.#bansKey = `${parts.prefix}bans`;
@@ -251,6 +272,9 @@ export class ClusterSync {
     } else if (change.kind === 'removed' && change.why === 'lifted') {
       redis.hdel(this.#bansKey, change.ban.target).catch(() => undefined);
       void this.#publish({ from: this.#node, kind: 'lift', target: change.ban.target }, 'lift');
+    } else if (change.kind === 'removed') {
+      // Expired here: out of the hash too, unless another node has written a longer one since.
+      (redis as RedisClient & ForgetCommand).portcullisForgetBan(1, this.#bansKey, change.ban.target, wall.epochMs()).catch(() => undefined);
     }
   }
 

@@ -299,4 +299,26 @@ describe('cluster mode: failures and hostile input', () => {
       writer.disconnect();
     }
   });
+
+  it('an expired ban leaves the shared hash when it ends, not only at the next reconcile: the hash stays as large as the live bans', async () => {
+    const prefix = `expire${process.pid}:`;
+    const token = 'cluster-expire-token-0123456789';
+    const node = await startTestProxy(apache.url, `${pagesPolicy(redis.url, prefix)}escalation: { tarpit: 0s }\n`, { adminToken: token });
+    const reader = new Redis(redis.url);
+    try {
+      const ban = async (ip: string, duration: string) => {
+        const response = await request(node.adminUrl, { method: 'POST', path: '/bans', body: JSON.stringify({ ip, duration }), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+        expect(response.status).toBe(201);
+      };
+      await ban('127.21.9.1', '1s');
+      await ban('127.21.9.2', '1h');
+      await within(1_000, async () => (await reader.hlen(`${prefix}bans`)) === 2);
+      // The 1 s ban ends; the node sweeps its bans every second.
+      await within(4_000, async () => (await reader.hexists(`${prefix}bans`, '127.21.9.1')) === 0);
+      expect(await reader.hexists(`${prefix}bans`, '127.21.9.2')).toBe(1);
+    } finally {
+      reader.disconnect();
+      await node.close();
+    }
+  });
 });
