@@ -495,6 +495,10 @@ export class ProxyServer {
       else answer();
       return;
     }
+    // The client may have left while the shared check was awaited: its socket
+    // is gone, and the 'close' listeners added below would never run (the
+    // per-client count of upgraded connections would hold it for good).
+    if (socket.destroyed) return;
     if (origin === null || origin.target === '*') {
       logAnswer(400, 'reject:no upgrade of this target');
       refuse(socket, 400, 'Bad Request');

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApache, type ApacheHandle } from '../support/apache.js';
@@ -318,6 +319,32 @@ describe('cluster mode: failures and hostile input', () => {
       expect(await reader.hexists(`${prefix}bans`, '127.21.9.2')).toBe(1);
     } finally {
       reader.disconnect();
+      await node.close();
+    }
+  });
+
+  it('an upgrade whose client leaves during the shared check holds nothing afterwards (no upgraded connection counted for good)', async () => {
+    const node = await startTestProxy(apache.url, `store: { type: redis, url: "${redis.url}", prefix: "upg${process.pid}:", timeout: 300ms }\nlimits:\n  - name: pages\n    methods: [GET]\n    per_ip: { rate: 100/s, burst: 100 }\n`);
+    const admin = new Redis(redis.url);
+    try {
+      // Redis holds every command: each shared check waits its 300 ms.
+      await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
+      for (let i = 0; i < 3; i++) {
+        const socket = net.connect({ port: node.port, host: '127.0.0.1', localAddress: '127.21.10.1' });
+        socket.on('error', () => {});
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        socket.write('GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+        // Gone (a reset) before the shared check answers.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        socket.resetAndDestroy();
+      }
+      // Past every check's timeout.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const open = /^portcullis_upgraded_connections (\d+)$/m.exec((await request(node.adminUrl, { path: '/metrics' })).body)?.[1];
+      expect(open).toBe('0');
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined);
+      admin.disconnect();
       await node.close();
     }
   });
