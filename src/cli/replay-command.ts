@@ -7,7 +7,7 @@ import { compareReplays } from '../replay/replay-comparison.js';
 import { renderReplayReport, type ReplayInput } from '../replay/replay-report.js';
 import { ReplaySession } from '../replay/replay-session.js';
 import { TimeOrderedFeed } from '../replay/time-ordered-feed.js';
-import { inputSize, logLineBatches, type InputPosition } from './replay-input.js';
+import { inputSize, inTimeOrder, logLineBatches, type InputPosition } from './replay-input.js';
 import { ReplayProgress } from './replay-progress.js';
 import { parseCommandArgs } from './usage-error.js';
 
@@ -24,8 +24,9 @@ User-Agent, spread over at least a minute at no more than one a second), the
 false-positive suspects. With a host in the log (vhost_combined, %v or %V)
 each request is decided by its site's rules. Lines come out of order by up to
 the longest request (Apache logs a request when it ends, stamped with when it
-began): they are put back in order within --window. Malformed lines are
-counted and the first few shown, never fatal.
+began): they are put back in order within --window, and files are read
+oldest first whatever order they are given in (access.log* lists the newest
+first). Malformed lines are counted and the first few shown, never fatal.
 
 Options:
   -c, --config FILE    the policy to try (default: the embedded one)
@@ -84,7 +85,9 @@ export async function runReplay(args: string[], out: NodeJS.WritableStream, err:
   const [first, second] = sessions as [ReplaySession, ReplaySession | undefined];
   const due = second === undefined ? (request: LoggedRequest, atMs: number) => first.decide(request, atMs) : (request: LoggedRequest, atMs: number) => (first.decide(request, atMs), second.decide(request, atMs));
   const decide = (request: LoggedRequest) => feed.push(request, due);
-  for (const file of positionals) {
+  const ordered = await inTimeOrder(positionals, parse);
+  if (ordered.reordered) err.write(`replay: reading the logs oldest first: ${ordered.files.join(' ')}\n`);
+  for (const file of ordered.files) {
     let lineNumber = 0;
     for await (const batch of logLineBatches(file, position)) {
       for (const line of batch) {

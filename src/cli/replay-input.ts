@@ -72,3 +72,39 @@ function openLog(file: string, position: InputPosition, onError: (error: Error) 
   gunzip.on('error', fail);
   return raw.pipe(gunzip);
 }
+
+/** Lines read from the start of a file, at most, looking for its first time. */
+const FIRST_TIME_LINES = 1_000;
+
+/**
+ * The files in time order, by the first line of each that `parse` reads
+ * (shell globs give `access.log access.log.1 access.log.2.gz`, newest
+ * first, and replaying them so would decide every older line late). Standard
+ * input cannot be read twice: with `-` among them the order stays as given.
+ */
+export async function inTimeOrder(files: readonly string[], parse: (line: string) => { readonly epochMs: number } | null): Promise<{ files: string[]; reordered: boolean }> {
+  if (files.length < 2 || files.includes('-')) return { files: [...files], reordered: false };
+  const starts = new Map<string, number>();
+  for (const file of files) {
+    let first = Number.POSITIVE_INFINITY;
+    let read = 0;
+    const lines = logLineBatches(file, { bytesRead: 0 });
+    try {
+      scan: for await (const batch of lines) {
+        for (const line of batch) {
+          const request = parse(line);
+          if (request !== null) {
+            first = request.epochMs;
+            break scan;
+          }
+          if (++read >= FIRST_TIME_LINES) break scan;
+        }
+      }
+    } finally {
+      await lines.return(undefined);
+    }
+    starts.set(file, first);
+  }
+  const ordered = [...files].sort((a, b) => (starts.get(a) as number) - (starts.get(b) as number));
+  return { files: ordered, reordered: ordered.some((file, index) => file !== files[index]) };
+}

@@ -1,3 +1,4 @@
+import { detachedString } from '../core/detached-string.js';
 import { GenerationalCache } from '../core/generational-cache.js';
 import { normalizeRequestPath, type RequestPathResult } from '../policy/request-path.js';
 
@@ -37,8 +38,10 @@ export class PathCache {
     const key = query < 0 ? target : target.slice(0, query);
     let result = this.#results.get(key);
     if (result === undefined) {
-      result = normalizeRequestPath(key);
-      this.#results.set(key, result);
+      // The cache keeps the target and its views: they must not be views into a larger string (a replay's chunk of log).
+      const own = detachedString(key);
+      result = normalizeRequestPath(own);
+      this.#results.set(own, result);
     }
     return result;
   }

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { systemClock, type Clock } from '../core/clock.js';
+import { detachedString } from '../core/detached-string.js';
 import type { CidrSet } from './cidr-set.js';
 import { assertPrefixLengths, makeClientKey, parseClientAddress, type ClientKey, type PrefixLengths } from './client-key.js';
 
@@ -155,7 +156,7 @@ export class ClientResolver {
     if (addr === null) return null;
     const key = makeClientKey(addr, this.#prefix);
     const resolved: ResolvedPeer = Object.freeze({ key, trusted: this.#trustedProxies.has(key.addr) });
-    this.#addresses.set(text, resolved);
+    this.#addresses.set(detachedString(text), resolved);
     return resolved;
   }
 

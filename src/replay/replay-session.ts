@@ -1,4 +1,5 @@
 import type { PolicyConfig } from '../config/schema.js';
+import { detachedString } from '../core/detached-string.js';
 import { assembleEngine, type AssembledEngine } from '../engine/engine-assembly.js';
 import { makeClientKey, parseClientAddress, type ClientKey } from '../identity/client-key.js';
 import { ClientResolver } from '../identity/client-resolver.js';
@@ -208,7 +209,7 @@ export class ReplaySession {
       const addr = parseClientAddress(text);
       key = addr === null ? null : makeClientKey(addr, this.#prefix);
       if (this.#clients.size >= CLIENT_CACHE_MAX) this.#clients.clear();
-      this.#clients.set(text, key);
+      this.#clients.set(detachedString(text), key);
     }
     return key;
   }

@@ -1,3 +1,4 @@
+import { detachedString } from '../core/detached-string.js';
 import { GenerationalCache } from '../core/generational-cache.js';
 import type { LoggedRequest } from './access-log-line.js';
 
@@ -48,7 +49,8 @@ export function recordActivity(activity: ClientActivity, request: LoggedRequest,
   if (request.method === 'GET' || request.method === 'HEAD') activity.reads++;
   if (request.status >= 200 && request.status < 400) activity.served++;
   if (request.userAgent !== activity.lastAgent) {
-    activity.lastAgent = request.userAgent;
+    // Kept for as long as the client is: detached from the chunk of log it was cut from.
+    activity.lastAgent = request.userAgent === null ? null : detachedString(request.userAgent);
     activity.lastAgentIsBrowser = isBrowserAgent(request.userAgent);
   }
   if (activity.lastAgentIsBrowser) activity.browser++;

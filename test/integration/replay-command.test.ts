@@ -158,4 +158,21 @@ describe('portcullis replay', () => {
     expect(result.stderr).toMatch(/replay: \[[#.]{30}\] \d+ %, [\d,]+ lines, [\d,]+ lines\/s, \d+ s left/);
     expect((await runCli(['replay', '--no-progress', big], { timeoutMs: 60_000 })).stderr).toBe('');
   });
+
+  it('reads rotated logs oldest first, whatever order the shell gives them in (access.log access.log.1 …)', async () => {
+    const lines = seedAttackLog();
+    const older = join(dir, 'rotated-access.log.1');
+    const newer = join(dir, 'rotated-access.log');
+    // The attack's first 8 seconds in the rotated file, the rest in the current one.
+    const cut = lines.findIndex((line) => line.includes('10:00:08'));
+    await writeFile(older, `${lines.slice(0, cut).join('\n')}\n`);
+    await writeFile(newer, `${lines.slice(cut).join('\n')}\n`);
+    const bans = (result: ReplayJson) => result.offenders.filter((offender) => offender.bannedAtMs !== null).map((offender) => [offender.target, offender.bannedAtMs]).sort();
+    const given = await runCli(['replay', '--json', newer, older]);
+    expect(given.code, given.stderr).toBe(0);
+    expect(given.stderr).toContain(`reading the logs oldest first: ${older} ${newer}`);
+    const asGiven = JSON.parse(given.stdout) as ReplayJson & { input: { late: number } };
+    expect(asGiven.input.late).toBe(0);
+    expect(bans(asGiven)).toEqual(bans(await replay(attackLog)));
+  });
 });
