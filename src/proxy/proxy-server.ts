@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import type tls from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -342,6 +343,10 @@ export class ProxyServer {
       writeRefusal(res, decision);
       return;
     }
+    // The client may have left while the shared check was awaited: its
+    // 'close' has fired, so nothing would abort the upstream request and
+    // Apache would do the work for nobody.
+    if (decided instanceof Promise && clientLeft(res)) return;
     if (origin === null) return; // unreachable: the engine refuses what toOriginForm cannot read
     if (context.redirectHttps && request.acmeChallenge !== true) {
       logAnswer(308, 'redirect:https');
@@ -565,6 +570,12 @@ function logEntry(req: IncomingMessage, request: RequestFacts, context: Listener
 /** Resolves when `res` is over: sent in full, or its connection gone. */
 function responseClosed(res: ServerResponse): Promise<void> {
   return res.closed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve()));
+}
+
+/** Whether the client of `res` is gone (an HTTP/2 response has no `closed` of its own: its stream does). */
+function clientLeft(res: ServerResponse): boolean {
+  if (isHttp2(res)) return (res as unknown as Http2ServerResponse).stream.destroyed;
+  return res.closed || res.destroyed;
 }
 
 /** Resets and timeouts are a client's normal behaviour: nothing to log, and never a crash. */

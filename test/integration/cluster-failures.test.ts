@@ -348,4 +348,29 @@ describe('cluster mode: failures and hostile input', () => {
       await node.close();
     }
   });
+
+  it('a request whose client leaves during the shared check is not forwarded to Apache afterwards', async () => {
+    const node = await startTestProxy(apache.url, `store: { type: redis, url: "${redis.url}", prefix: "gone${process.pid}:", timeout: 300ms }\nlimits:\n  - name: pages\n    methods: [GET]\n    per_ip: { rate: 100/s, burst: 100 }\n`);
+    const admin = new Redis(redis.url);
+    try {
+      const forwarded = async () => Number(/^portcullis_upstream_request_duration_seconds_count (\d+)$/m.exec((await request(node.adminUrl, { path: '/metrics' })).body)?.[1] ?? Number.NaN);
+      expect(await forwarded()).toBe(0);
+      await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
+      for (let i = 0; i < 3; i++) {
+        const socket = net.connect({ port: node.port, host: '127.0.0.1', localAddress: '127.21.11.1' });
+        socket.on('error', () => {});
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+        // Gone (a reset) before the shared check answers.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        socket.resetAndDestroy();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await forwarded()).toBe(0);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined);
+      admin.disconnect();
+      await node.close();
+    }
+  });
 });
