@@ -42,6 +42,9 @@ end
 return {0, 0}
 `;
 
+/** Checks answered in a row that end an outage in the log (a judgement call: a fraction of a second of traffic on a busy node). */
+const RECOVERY_CHECKS = 20;
+
 interface TakeCommand {
   portcullisTake(keyCount: number, ...keysAndArgs: (string | number)[]): Promise<[number, number]>;
 }
@@ -65,6 +68,10 @@ export class RedisBucketStore implements SharedBucketStore {
   readonly #metrics: ClusterMetrics;
   readonly #events: SharedStoreEvents;
   #up = true;
+  /** Whether an outage is open in the log (see #markDown). */
+  #outage = false;
+  /** Checks answered in a row during an outage. */
+  #answered = 0;
 
   constructor(redis: RedisClient, prefix: string, metrics: ClusterMetrics, events: SharedStoreEvents) {
     redis.defineCommand('portcullisTake', { lua: TAKE_SCRIPT });
@@ -81,19 +88,21 @@ export class RedisBucketStore implements SharedBucketStore {
 
   /**
    * Redis did not answer at start, which the caller has logged: the store
-   * starts down, so the first check that reaches Redis (or the connection's
-   * `ready`, see connected) says it is back and sets the gauge to 1. Without
-   * this, a node started during an outage kept `portcullis_store_shared_up 0`
-   * for good once Redis came back before any check failed.
+   * starts down, and the outage is open, so the connection's `ready` (see
+   * connected) or steady answers end it. Without this, a node started during
+   * an outage kept `portcullis_store_shared_up 0` for good once Redis came
+   * back before any check failed.
    */
   startedDown(): void {
-    this.#up = false;
-    this.#metrics.setUp(false);
+    this.#setUp(false);
+    this.#outage = true;
+    this.#answered = 0;
   }
 
-  /** The connection is ready again (ioredis's `ready`): shared checks can resume. */
+  /** The connection is ready again (ioredis's `ready`, a reconnect): shared checks resume, and an outage ends. */
   connected(): void {
-    this.#markUp();
+    this.#setUp(true);
+    this.#endOutage();
   }
 
   async take(request: SharedTake): Promise<TakeOutcome | SharedUnavailable> {
@@ -129,18 +138,36 @@ export class RedisBucketStore implements SharedBucketStore {
     return { admitted: false, bucket: buckets[worst - 1] as BucketSpec, retryAfterMs: waitMs };
   }
 
+  /**
+   * The gauge follows every check; the log follows outages. An outage starts
+   * at the first check Redis misses and ends at a reconnect or after
+   * RECOVERY_CHECKS answered in a row, so a Redis hovering around the
+   * timeout (every other check late) logs one outage, not two lines a request.
+   */
   #markDown(reason: string): void {
-    if (!this.#up) return;
-    this.#up = false;
-    this.#metrics.setUp(false);
+    this.#setUp(false);
+    this.#answered = 0;
+    if (this.#outage) return;
+    this.#outage = true;
     this.#events.onDown(reason);
   }
 
   #markUp(): void {
-    if (this.#up) return;
-    this.#up = true;
-    this.#metrics.setUp(true);
+    this.#setUp(true);
+    if (this.#outage && ++this.#answered >= RECOVERY_CHECKS) this.#endOutage();
+  }
+
+  #endOutage(): void {
+    if (!this.#outage) return;
+    this.#outage = false;
+    this.#answered = 0;
     this.#events.onUp();
+  }
+
+  #setUp(up: boolean): void {
+    if (this.#up === up) return;
+    this.#up = up;
+    this.#metrics.setUp(up);
   }
 }
 

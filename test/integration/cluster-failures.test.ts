@@ -373,4 +373,28 @@ describe('cluster mode: failures and hostile input', () => {
       await node.close();
     }
   });
+
+  it('a Redis that keeps missing the timeout now and then is one outage in the log, not two lines per slow request', async () => {
+    const node = await startTestProxy(apache.url, `store: { type: redis, url: "${redis.url}", prefix: "flap${process.pid}:", timeout: ${TIMEOUT_MS}ms }\nlimits:\n  - name: pages\n    methods: [GET]\n    per_ip: { rate: 100/s, burst: 100 }\n`);
+    const admin = new Redis(redis.url);
+    try {
+      const lines = (pattern: RegExp) => node.logs.filter((line) => pattern.test(String(line.msg))).length;
+      const get = () => request(node.url, { path: '/', localAddress: '127.21.12.1' });
+      // Six times: one check past the timeout (Redis paused), then one answered.
+      for (let i = 0; i < 6; i++) {
+        await admin.call('CLIENT', 'PAUSE', String(TIMEOUT_MS + 100), 'ALL');
+        expect((await get()).status).toBe(200);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        expect((await get()).status).toBe(200);
+      }
+      expect(lines(/unreachable/)).toBe(1);
+      // Answering steadily again ends the outage, in one line.
+      for (let i = 0; i < 30; i++) expect((await get()).status).toBe(200);
+      expect(lines(/answers again/)).toBe(1);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined);
+      admin.disconnect();
+      await node.close();
+    }
+  });
 });
