@@ -5,7 +5,7 @@
  * log with an xmlrpc POST filter (it only says which lines match, nothing
  * about bans). Prints a table and writes bench/results/replay.json.
  *
- *   npm run build && npx tsx bench/replay.ts [--lines 500000] [--rounds 3]
+ *   npm run build && npx tsx bench/replay.ts [--lines 1000000] [--rounds 3]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { environment, median, printTable, writeResult } from './support/bench-re
 import { hasTool, pinned } from './support/bench-tools.js';
 import { writeTypicalAccessLog } from './support/typical-access-log.js';
 
-const { values } = parseArgs({ options: { lines: { type: 'string', default: '500000' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { lines: { type: 'string', default: '1000000' }, rounds: { type: 'string', default: '3' } } });
 const lines = Number(values.lines);
 const rounds = Number(values.rounds);
 if (!Number.isSafeInteger(lines) || lines < 1000) throw new RangeError(`--lines must be a whole number of at least 1000, got ${values.lines}`);
