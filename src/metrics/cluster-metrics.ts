@@ -29,7 +29,7 @@ export class ClusterMetrics {
     });
     this.#messages = new Counter({
       name: 'portcullis_cluster_messages_total',
-      help: 'Strike batches, bans and lifts this node published to (out) or applied from (in) the other nodes.',
+      help: 'Strike batches, bans and lifts this node published to (out) or received from (in) the other nodes (received counts those it ignores too).',
       labelNames: ['kind', 'direction'],
       registers,
     });
