@@ -130,8 +130,8 @@ export class ProxyServer {
   async listen(spec: ListenerSpec, tlsSetup?: TlsSetup): Promise<AddressInfo> {
     const context: ListenerContext = { proto: spec.tls ? 'https' : 'http', port: spec.port, redirectHttps: spec.redirectHttps, route: spec.route };
     const http1 = createHttpServer(this.#limits, {
-      request: (req, res) => void this.#handle(req, res, context),
-      upgrade: (req, socket, head) => void this.#upgrade(req, socket, head, context),
+      request: (req, res) => void this.#handle(req, res, context).catch((error: unknown) => this.#internalError(error, res)),
+      upgrade: (req, socket, head) => void this.#upgrade(req, socket, head, context).catch((error: unknown) => this.#internalError(error, socket)),
       clientError: (error, socket) => this.#clientError(error, socket),
     }, spec.tls);
     this.#httpServers.push(http1);
@@ -149,7 +149,7 @@ export class ProxyServer {
       return address;
     }
     if (tlsSetup === undefined) throw new PortcullisError('PC_ERR_LISTEN', `listener ${spec.host}:${spec.port} has tls: true but no certificates are configured; add tls.certificates or tls.certbot_live`);
-    const http2Server = createHttp2Server(this.#http2Limits(), (req, res) => void this.#handle(req, res, context), {
+    const http2Server = createHttp2Server(this.#http2Limits(), (req, res) => void this.#handle(req, res, context).catch((error: unknown) => this.#internalError(error, res)), {
       onAbuse: (peerAddress, kind) => {
         this.#parts.connectionMetrics.countHttp2Abuse(kind);
         this.#strikeAddress(peerAddress, 'http2_abuse');
@@ -308,6 +308,21 @@ export class ProxyServer {
     for (const listener of this.#tlsListeners) listener.destroyAll();
     for (const socket of this.#upgraded) socket.destroy();
     await closed;
+  }
+
+  /**
+   * A bug in the request path costs that request a 500 (or its connection),
+   * never the process: the front door of every site must not fall with one
+   * request. Logged with PC_ERR_INTERNAL, like the admin API's own.
+   */
+  #internalError(error: unknown, connection: ServerResponse | Duplex): void {
+    this.#parts.logger.error({ err: error, code: 'PC_ERR_INTERNAL' }, 'internal error while handling a request: answered 500 (please report this line)');
+    if (!('writeHead' in connection)) {
+      connection.destroy();
+      return;
+    }
+    if (connection.headersSent || connection.destroyed) connection.destroy();
+    else writePlainResponse(connection, 500, 'Internal error', { connection: 'close' });
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, context: ListenerContext): Promise<void> {
