@@ -3,6 +3,7 @@ import type { BucketSpec } from '../limiter/bucket-spec.js';
 import { ADMITTED, type TakeOutcome } from '../limiter/bucket-store.js';
 import type { SharedBucketStore, SharedTake, SharedUnavailable } from '../limiter/shared-bucket-store.js';
 import type { ClusterMetrics } from '../metrics/cluster-metrics.js';
+import type { Timers } from '../core/timers.js';
 import type { RedisClient } from './redis-connection.js';
 
 /**
@@ -58,8 +59,11 @@ export interface SharedStoreEvents {
 }
 
 /**
- * The shared bucket store of cluster mode. A request waits at most the
- * connection's command timeout; past it, or while Redis is down, the answer
+ * The shared bucket store of cluster mode. A request waits at most
+ * `deadlineMs` (store.timeout): the connection's command timeout bounds one
+ * command, and a deadline of our own bounds the whole check, which ioredis
+ * may resend (a script Redis has forgotten is sent again in full; a cluster
+ * redirect or failover retries). Past it, or while Redis is down, the answer
  * is "unavailable" and the node's own decision stands.
  */
 export class RedisBucketStore implements SharedBucketStore {
@@ -73,12 +77,29 @@ export class RedisBucketStore implements SharedBucketStore {
   /** Checks answered in a row during an outage. */
   #answered = 0;
 
-  constructor(redis: RedisClient, prefix: string, metrics: ClusterMetrics, events: SharedStoreEvents) {
+  readonly #deadline: { readonly ms: number; readonly timers: Timers } | null;
+
+  /** `deadline`: the longest a check may take in all (store.timeout); absent: the connection's command timeout alone. */
+  constructor(redis: RedisClient, prefix: string, metrics: ClusterMetrics, events: SharedStoreEvents, deadline?: { readonly ms: number; readonly timers: Timers }) {
+    this.#deadline = deadline ?? null;
     redis.defineCommand('portcullisTake', { lua: TAKE_SCRIPT });
     this.#redis = redis as RedisClient & TakeCommand;
     this.#prefix = prefix;
     this.#metrics = metrics;
     this.#events = events;
+  }
+
+  /** `command`, or a rejection named a timeout once the deadline has passed (the command's late answer is dropped). */
+  #withinDeadline<T>(command: Promise<T>): Promise<T> {
+    const deadline = this.#deadline;
+    if (deadline === null) return command;
+    return new Promise<T>((resolve, reject) => {
+      const timer = deadline.timers.setTimeout(() => reject(new Error(`shared check timed out after ${deadline.ms} ms`)), deadline.ms);
+      command.then(
+        (value) => (deadline.timers.clearTimeout(timer), resolve(value)),
+        (error: unknown) => (deadline.timers.clearTimeout(timer), reject(error)),
+      );
+    });
   }
 
   /** Whether the last check reached Redis. */
@@ -121,7 +142,7 @@ export class RedisBucketStore implements SharedBucketStore {
     if (keys.length === 0) return ADMITTED;
     let answer: [number, number];
     try {
-      answer = await this.#redis.portcullisTake(keys.length, ...keys, ...args);
+      answer = await this.#withinDeadline(this.#redis.portcullisTake(keys.length, ...keys, ...args));
     } catch (error) {
       const reason = unavailableReason(error as Error);
       this.#metrics.countCheck(reason);

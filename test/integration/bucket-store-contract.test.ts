@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRedis, type RedisClient } from '../../src/cluster/redis-connection.js';
@@ -8,6 +9,7 @@ import { MemoryBucketStore } from '../../src/limiter/stores/memory-bucket-store.
 import { canPay } from '../../src/limiter/token-bucket.js';
 import { ClusterMetrics } from '../../src/metrics/cluster-metrics.js';
 import { startRedis, type RedisHandle } from '../support/redis.js';
+import { systemTimers } from '../../src/core/timers.js';
 
 /** One bucket spec as the engine compiles it. */
 function spec(rule: string, scope: 'ip' | 'prefix', perSecond: number, burst: number, cost = 1, slot = 0): BucketSpec {
@@ -110,5 +112,26 @@ describe('bucket contract: a level a float sum leaves a hair under the cost', ()
     await client.hset(`${prefix}{192.0.2.0/24}:192.0.2.1|${NINE.id}`, 't', String(level), 'm', String((Number(seconds) + 60) * 1000));
     const outcome = await store.take({ hashTag: '192.0.2.0/24', takes: [{ key: '192.0.2.1', layout: createBucketLayout('ip', [NINE]), buckets: [NINE] }] });
     expect(outcome).toEqual({ admitted: true });
+  });
+});
+
+describe('the Redis store\'s own deadline', () => {
+  it('bounds the whole check by store.timeout even when the command itself has no timeout (a resent script, a redirect)', async () => {
+    const prefix = `deadline-${Math.random().toString(36).slice(2)}:`;
+    // A connection without a command timeout: only the store's deadline can cut the wait short.
+    const client = new Redis(redis.url, { enableAutoPipelining: true, lazyConnect: true });
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    clients.push(client, admin);
+    await Promise.all([client.connect(), admin.connect()]);
+    const store = new RedisBucketStore(client, prefix, new ClusterMetrics(new Registry()), { onDown: () => {}, onUp: () => {} }, { ms: 50, timers: systemTimers });
+    const take = { hashTag: '192.0.2.0/24', takes: [{ key: '192.0.2.1', layout: ipLayout, buckets: [IP] }] };
+    expect((await store.take(take)).admitted).toBe(true);
+    await admin.call('CLIENT', 'PAUSE', '600', 'ALL');
+    const started = Date.now();
+    const outcome = await store.take(take);
+    const waitedMs = Date.now() - started;
+    expect(outcome).toEqual({ admitted: null, reason: 'timeout' });
+    expect(waitedMs).toBeLessThan(300);
+    await new Promise((resolve) => setTimeout(resolve, 700));
   });
 });
