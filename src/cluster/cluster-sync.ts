@@ -8,18 +8,11 @@ import type { Escalator } from '../escalation/escalator.js';
 import { makeClientKey, parseClientAddress, type ClientKey, type PrefixLengths } from '../identity/client-key.js';
 import type { ClusterMetrics } from '../metrics/cluster-metrics.js';
 import { fromSharedBan, toSharedBan } from './cluster-bans.js';
+import { MAX_MESSAGE_CHARS, readClusterMessage, STRIKE_BATCH_MAX, type ClusterMessage } from './cluster-messages.js';
 import type { RedisClient } from './redis-connection.js';
 
 /** How long strikes wait to be sent together: "at most ~100 ms late". */
 const STRIKE_BATCH_MS = 100;
-/** Distinct clients in one strike batch, at most: a flood of many addresses sends a full batch at once and starts the next, never an unbounded one. */
-const STRIKE_BATCH_MAX = 5_000;
-/**
- * Longest message applied from the channel, in characters: a full strike
- * batch (5,000 entries of an IPv6 address, a weight, a rule and a site) is
- * well under a megabyte, a ban under a few kilobytes.
- */
-const MAX_MESSAGE_CHARS = 1_048_576;
 /** First wait before a failed reconcile is tried again; it doubles up to the next. */
 const RECONCILE_RETRY_MIN_MS = 1_000;
 /** Longest wait between tries of a reconcile that keeps failing (a judgement call: a minute of log lines at most). */
@@ -38,11 +31,6 @@ const WRITE_SLICE = 1_000;
  * judgement call, far below any ban length.
  */
 const SAME_BAN_SLACK_MS = 2_000;
-/** Longest address or ban target in a message (an IPv6 CIDR is at most 43). */
-const MAX_ADDRESS_CHARS = 64;
-/** Longest rule or site name in a strike (a judgement call: names come from the policy). */
-const MAX_NAME_CHARS = 256;
-
 /**
  * Deletes one entry of the bans hash if the ban it holds has ended by the
  * caller's wall clock (ARGV[2], epoch ms), in one step so a longer ban another
@@ -62,12 +50,6 @@ return 1
 interface ForgetCommand {
   portcullisForgetBan(keyCount: 1, key: string, target: string, nowEpochMs: number): Promise<number>;
 }
-
-/** One message on the cluster channel. */
-type ClusterMessage =
-  | { readonly from: string; readonly kind: 'strikes'; readonly strikes: readonly (readonly [ip: string, weight: number, rule: string, site: string | null])[] }
-  | { readonly from: string; readonly kind: 'ban'; readonly ban: unknown }
-  | { readonly from: string; readonly kind: 'lift'; readonly target: string };
 
 export interface ClusterSyncParts {
   /** Commands (bans hash, publish). */
@@ -296,38 +278,26 @@ export class ClusterSync {
    * handler, where a throw is an uncaught exception that ends the process.
    */
   #receive(text: string): void {
-    if (text.length > MAX_MESSAGE_CHARS) {
-      this.#parts.logger.warn({ chars: text.length, max: MAX_MESSAGE_CHARS }, 'cluster: ignored an oversized message on the cluster channel');
+    const heard = readClusterMessage(text);
+    if ('dropped' in heard) {
+      if (heard.dropped === 'oversized') this.#parts.logger.warn({ chars: text.length, max: MAX_MESSAGE_CHARS }, 'cluster: ignored an oversized message on the cluster channel');
       return;
     }
-    let message: unknown;
+    const { message } = heard;
+    if (message.from === this.#node) return;
     try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) return;
-    const fields = message as Record<string, unknown>;
-    if (fields.from === this.#node) return;
-    try {
-      this.#apply(fields);
+      this.#apply(message);
     } catch (error) {
-      this.#parts.logger.warn({ err: (error as Error).message, kind: typeof fields.kind === 'string' ? fields.kind.slice(0, 16) : null }, 'cluster: could not apply a message from another node');
+      this.#parts.logger.warn({ err: (error as Error).message, kind: message.kind }, 'cluster: could not apply a message from another node');
     }
   }
 
-  #apply(message: Record<string, unknown>): void {
+  #apply(message: ClusterMessage): void {
     const { escalator, ledger, clock, clientPrefix, metrics } = this.#parts;
     const nowMs = clock.nowMs();
-    if (message.kind === 'strikes' && Array.isArray(message.strikes)) {
+    if (message.kind === 'strikes') {
       metrics.countMessage('strikes', 'in');
-      // A node sends at most STRIKE_BATCH_MAX per batch: more is not a node's.
-      for (const entry of message.strikes.slice(0, STRIKE_BATCH_MAX) as unknown[]) {
-        if (!Array.isArray(entry)) continue;
-        const [ip, weight, rule, site] = entry as unknown[];
-        if (typeof ip !== 'string' || ip.length > MAX_ADDRESS_CHARS || typeof weight !== 'number' || !Number.isFinite(weight) || !(weight > 0)) continue;
-        if (typeof rule !== 'string' || rule.length > MAX_NAME_CHARS) continue;
-        if (site !== null && site !== undefined && (typeof site !== 'string' || site.length > MAX_NAME_CHARS)) continue;
+      for (const [ip, weight, rule, site] of message.strikes) {
         const addr = parseClientAddress(ip);
         if (addr === null) continue;
         escalator.strike(makeClientKey(addr, clientPrefix), weight, rule, nowMs, site ?? undefined, 'remote');
@@ -336,7 +306,7 @@ export class ClusterSync {
       metrics.countMessage('ban', 'in');
       const shared = fromSharedBan(message.ban, clock, this.#parts.wall);
       if ('ban' in shared) this.#applyBan(shared.ban, nowMs);
-    } else if (message.kind === 'lift' && typeof message.target === 'string' && message.target.length <= MAX_ADDRESS_CHARS) {
+    } else {
       metrics.countMessage('lift', 'in');
       this.#applying = true;
       try {
