@@ -46,7 +46,7 @@ export async function startCluster(config: PolicyConfig, deps: ClusterDeps): Pro
   redis.on('error', () => {});
   subscriber.on('error', () => {});
   const sync = new ClusterSync({ redis, subscriber, prefix: config.store.prefix, ledger: deps.ledger, escalator: deps.escalator, clientPrefix: config.clients.prefix, clock: deps.clock, wall: deps.wall, timers: deps.timers, logger, metrics });
-  const store = new RedisBucketStore(redis, config.store.prefix, metrics, loggedStoreEvents(logger, () => {}), { ms: config.store.timeout, timers: deps.timers });
+  const store = new RedisBucketStore(redis, config.store.prefix, metrics, loggedStoreEvents(logger), { ms: config.store.timeout, timers: deps.timers });
   redis.on('ready', () => store.connected());
   await Promise.all([redis.connect(), subscriber.connect()]).catch((error: Error) => {
     store.startedDown();

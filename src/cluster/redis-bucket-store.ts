@@ -199,12 +199,9 @@ function unavailableReason(error: Error): 'timeout' | 'down' | 'error' {
 }
 
 /** For logs: a logger-backed SharedStoreEvents that says so once per outage. */
-export function loggedStoreEvents(logger: Logger, onUp: () => void): SharedStoreEvents {
+export function loggedStoreEvents(logger: Logger): SharedStoreEvents {
   return {
     onDown: (reason) => logger.warn({ reason }, 'shared store (Redis) unreachable: deciding on this node\'s own buckets until it is back (each node allows the full rate by itself meanwhile)'),
-    onUp: () => {
-      logger.info('shared store (Redis) answers again: shared limits resume');
-      onUp();
-    },
+    onUp: () => logger.info('shared store (Redis) answers again: shared limits resume'),
   };
 }
