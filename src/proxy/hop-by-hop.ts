@@ -6,12 +6,17 @@
  */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
 
+/** `Connection` values, as commonly spelled, that name no header. */
+const NOMINATES_NOTHING = new Set(['keep-alive', 'Keep-Alive', 'close', 'Close']);
+
 /**
  * The header names a message's own `Connection` header nominates as hop-by-hop
  * (`Connection: close, X-Foo` makes X-Foo connection-specific), lower-cased.
  */
 export function connectionNominated(connection: string | string[] | undefined): ReadonlySet<string> | null {
   if (connection === undefined) return null;
+  // Nearly every message says just one of these two: no list to read, nothing allocated.
+  if (typeof connection === 'string' && NOMINATES_NOTHING.has(connection)) return null;
   const names = (Array.isArray(connection) ? connection.join(',') : connection).toLowerCase().split(',');
   const nominated = new Set<string>();
   for (const name of names) {
