@@ -6,12 +6,13 @@ import type { RequestOutcome } from './proxy-metrics.js';
  * its labels (existing dashboards and alerting rules stay valid); `site` is a
  * closed set from the policy: its site names, `_default_` for the top-level
  * policy, and the empty name for requests refused for a Host no site can
- * be chosen by. Children are cached, so counting is one map lookup and an
- * addition.
+ * be chosen by. Counting is one map lookup and an addition; the sums reach
+ * prom-client at each scrape.
  */
 export class SiteMetrics {
   readonly #requests: Counter<'site' | 'decision' | 'rule'>;
-  readonly #children = new Map<string, Counter.Internal>();
+  /** Label key → its labels and the requests not yet added (handed to prom-client at each scrape: no label hashing per request). */
+  readonly #pending = new Map<string, { readonly labels: { site: string; decision: RequestOutcome; rule: string }; count: number }>();
 
   constructor(registry: Registry) {
     this.#requests = new Counter({
@@ -19,6 +20,12 @@ export class SiteMetrics {
       help: 'Requests by site (a name from the policy; _default_: the top-level policy; empty: no usable Host), decision and the rule that made it.',
       labelNames: ['site', 'decision', 'rule'],
       registers: [registry],
+      collect: () => {
+        for (const entry of this.#pending.values()) {
+          this.#requests.inc(entry.labels, entry.count);
+          entry.count = 0;
+        }
+      },
     });
   }
 
@@ -30,11 +37,13 @@ export class SiteMetrics {
   /** Counts one request's fate on `site`; `rule` is empty for allowed requests. */
   count(site: string, decision: RequestOutcome, rule: string, by = 1): void {
     const key = `${site}\u0000${decision}\u0000${rule}`;
-    let child = this.#children.get(key);
-    if (child === undefined) {
-      child = this.#requests.labels({ site, decision, rule });
-      this.#children.set(key, child);
+    let entry = this.#pending.get(key);
+    if (entry === undefined) {
+      entry = { labels: { site, decision, rule }, count: 0 };
+      this.#pending.set(key, entry);
+      // The series shows from its first count (at 0 for `declare`), not only after a scrape.
+      this.#requests.inc(entry.labels, 0);
     }
-    child.inc(by);
+    entry.count += by;
   }
 }
