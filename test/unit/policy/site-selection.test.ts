@@ -88,4 +88,14 @@ describe('SiteSelector', () => {
     expect(selector.select('')).toBeNull();
     expect(selector.select('.shop.example.org')).toBeNull();
   });
+
+  it('gives a Host value the same site when asked again, also after thousands of other values passed through its memo', () => {
+    const spellings = ['SHOP.example.ORG.:8443', 'www.example.org', 'x.y.blog.example.net', 'example.org', '192.0.2.7', '', 'shop.example.org..'];
+    const first = spellings.map((value) => selector.select(value));
+    expect(first).toEqual(['shop', 'all', 'blog', 'default', 'default', null, null]);
+    expect(spellings.map((value) => selector.select(value))).toEqual(first);
+    // Far more distinct values than the memo holds: it forgets, and answers stay right.
+    for (let i = 0; i < 20_000; i++) expect(selector.select(`h${i}.example.org`)).toBe('all');
+    expect(spellings.map((value) => selector.select(value))).toEqual(first);
+  });
 });

@@ -91,6 +91,19 @@ describe('AccessLog', () => {
     await expect(AccessLog.open(join(dir, 'a.log'), deps({ maxBufferedBytes: Infinity }))).rejects.toThrow(RangeError);
   });
 
+  it('writes the lines of one event-loop turn together, and they reach the file without a close', async () => {
+    const path = join(dir, 'access.log');
+    const log = await openLog(path);
+    for (let n = 0; n < 100; n++) log.record(entry(n));
+    // Held for the turn: one write for all of them, not one per line.
+    expect(log.bufferedBytes).toBe(100 * (formatCombinedLine(entry(0)).length + 1));
+    await until(async () => (await linesOf(path)).length === 100);
+    for (let n = 100; n < 150; n++) log.record(entry(n));
+    await until(async () => (await linesOf(path)).length === 150);
+    expect((await linesOf(path))[120]).toBe(formatCombinedLine(entry(120)));
+    await log.close();
+  });
+
   it('drops and counts lines once the unwritten buffer reaches its bound, warning once per interval', async () => {
     const path = join(dir, 'access.log');
     const maxBufferedBytes = 1000;
