@@ -50,10 +50,11 @@ const FILE_MODE = 0o640;
 /**
  * An Apache `combined`-format log of forwarded requests (and, with
  * `refusals`, of those portcullis answered itself), appended to a file.
- * `record()` never blocks or throws: lines go through a write stream (which
- * batches them into one writev while a write is in flight); when the disk
- * falls behind by more than `maxBufferedBytes`, or after a write error, lines
- * are dropped and counted instead, and a warning is logged at most every 10 s.
+ * `record()` never blocks or throws: the lines of one event-loop turn go to
+ * the file as one write (and the stream batches more while that write is in
+ * flight); when the disk falls behind by more than `maxBufferedBytes`, or
+ * after a write error, lines are dropped and counted instead, and a warning
+ * is logged at most every 10 s.
  * After a write error the next logged request at least `retryAfterErrorMs`
  * later reopens the file, so logging resumes once the disk has room again.
  */
