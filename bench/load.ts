@@ -9,15 +9,16 @@
  *
  *   npm run build && npx tsx bench/load.ts [--rounds 7] [--duration 5] [--connections 50] [--skip-apache]
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { startApache, type ApacheHandle } from '../test/support/apache.js';
 import { environment, median, printTable, writeResult } from './support/bench-report.js';
 import { cpuSeconds, hasTool, pinned, requireTool, rssBytes, startChild, waitForHttp } from './support/bench-tools.js';
 import { startNginx } from './support/nginx-peer.js';
+import { unrefusingShippedPolicy } from './support/unrefusing-shipped-policy.js';
 import { runWrk, type WrkRun } from './support/wrk.js';
 
 const { values } = parseArgs({
@@ -35,26 +36,17 @@ const BARE = 'bare undici proxy';
 const SHIPPED = 'portcullis, shipped policy';
 const SHIPPED_LOGGED = 'portcullis, shipped policy + access log';
 
-/**
- * The shipped policy (config/portcullis.yaml) with every rate raised so no
- * bucket empties at benchmark rates: the cost of evaluating it, not of
- * refusing. Everything else stays as shipped (buffering, metrics, escalation)
- * but the concurrency caps, which would queue one client's 50 connections.
- */
+/** The shipped policy with rates no benchmark reaches, on `port`, in front of `originPort`, with or without an access log. */
 async function shippedPolicy(dir: string, originPort: number, port: number, adminPort: number, accessLog: boolean): Promise<string> {
-  const policy = parse(await readFile(join(import.meta.dirname, '..', 'config', 'portcullis.yaml'), 'utf8')) as Record<string, unknown> & { limits: Record<string, unknown>[] };
-  for (const rule of policy.limits) {
-    for (const scope of ['per_ip', 'per_prefix']) if (rule[scope] !== undefined) rule[scope] = { rate: '1000000/s', burst: 1_000_000 };
-  }
-  Object.assign(policy, {
-    listen: `127.0.0.1:${port}`,
-    upstream: `http://127.0.0.1:${originPort}`,
-    state_dir: `${dir}/state-${port}`,
-    admin: { listen: `127.0.0.1:${adminPort}` },
-    concurrency: { ...(policy.concurrency as object), upstream_max: 64, per_client_max: 64, per_client_queue_max: 64 },
-    ...(accessLog ? { access_log: `${dir}/access-${port}.log` } : {}),
-  });
-  return stringify(policy);
+  return stringify(
+    await unrefusingShippedPolicy({
+      listen: `127.0.0.1:${port}`,
+      upstream: `http://127.0.0.1:${originPort}`,
+      state_dir: `${dir}/state-${port}`,
+      admin: { listen: `127.0.0.1:${adminPort}` },
+      ...(accessLog ? { access_log: `${dir}/access-${port}.log` } : {}),
+    }),
+  );
 }
 
 /** The body of nginx's http block: one limit_req zone that never triggers. */

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 
 /**
@@ -81,4 +82,21 @@ export async function waitForHttp(url: string, timeoutMs = 15_000): Promise<void
     }
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port` (a TLS server fetch cannot check without its CA), or rejects after `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`nothing accepted connections on port ${port} within ${timeoutMs} ms`);
 }
