@@ -41,8 +41,12 @@ function forward(req: Request, res: Response): void {
     .stream({ path: req.url ?? '/', method: req.method ?? 'GET', headers: upstreamHeaders(req), body: bodyless ? null : (req as never) }, ({ statusCode, headers }) => {
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-      res.writeHead(statusCode, out);
-      return res as never;
+      if (!('stream' in res)) return res.writeHead(statusCode, out);
+      // undici must write into a real stream: an HTTP/2 compatibility
+      // response is not one, so undici would never learn that a client reset
+      // it, and the pool connection would wait on it for good.
+      res.stream.respond({ ...out, ':status': statusCode });
+      return res.stream;
     })
     .catch(() => {
       if (!res.headersSent) res.writeHead(502).end();
