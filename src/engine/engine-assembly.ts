@@ -18,8 +18,6 @@ export interface EngineAssemblyOptions {
   readonly onStrike?: StrikeListener;
   /** Cluster mode: admitted requests carry their takes for the shared store (DecisionEngine.settleShared). @default false */
   readonly sharedLimits?: boolean;
-  /** Grow the bucket table with use instead of sizing it for `clients.max_tracked` at once (replay). @default true: preallocated */
-  readonly preallocateBuckets?: boolean;
 }
 
 /** The decision engine and the state it decides on, assembled from one policy. */
@@ -50,7 +48,7 @@ export function assembleEngine(config: PolicyConfig, options: EngineAssemblyOpti
   const neverBanFor = (policy: PolicyConfig) => new NeverBanList([...policy.clients.allow, ...policy.clients.trusted_proxies, ...alsoNeverBan]);
   const esc = config.escalation;
   let policy = compilePolicy(config);
-  const store = new MemoryBucketStore(config.clients.max_tracked, options.preallocateBuckets ?? true);
+  const store = new MemoryBucketStore(config.clients.max_tracked);
   const ledger = new BanLedger({ maxBans: esc.max_bans, maxHistory: esc.max_history, prefix: config.clients.prefix });
   const escalator = new Escalator({
     config: esc,

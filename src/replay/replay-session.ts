@@ -96,7 +96,7 @@ export class ReplaySession {
   #unusable = 0;
 
   constructor(config: PolicyConfig) {
-    this.#assembled = assembleEngine(config, { preallocateBuckets: false });
+    this.#assembled = assembleEngine(config);
     this.#prefix = config.clients.prefix;
     this.#resolver = new ClientResolver({ trustedProxies: this.#assembled.policy.trustedProxies, prefix: this.#prefix });
     this.#hasSites = config.sites.length > 0;

@@ -1,11 +1,19 @@
-import { LRUCache } from 'lru-cache';
-import { growingLru } from '../../core/growing-lru.js';
 import type { BucketLayout } from '../bucket-spec.js';
 import { ADMITTED, type BucketStore, type BucketTake, type TakeOutcome } from '../bucket-store.js';
 import { canPay, msUntilAffordable, refilledTokens } from '../token-bucket.js';
+import { RowLru } from './row-lru.js';
 
 /** Slots the level slab starts with; it doubles as keys arrive, up to the cap. */
 const INITIAL_SLOTS = 1_024;
+/** In a take's row list: the key was forgotten within the same call (see `take`). */
+const FORGOTTEN = -1;
+
+/** Marks as FORGOTTEN each of the first `count` rows that a later take of the same call was given. */
+function markForgotten(rows: Int32Array, count: number): void {
+  for (let later = count - 1; later > 0; later--) {
+    for (let earlier = 0; earlier < later; earlier++) if (rows[earlier] === rows[later]) rows[earlier] = FORGOTTEN;
+  }
+}
 
 /**
  * Per-process bucket state, capped: memory is bounded whatever the number of
@@ -13,13 +21,14 @@ const INITIAL_SLOTS = 1_024;
  *
  * Levels live in one Float64Array slab, a fixed-width row per client key:
  * `[tokens, measuredAtMs]` per bucket of the key's layout. The LRU maps a key
- * to its row number and hands rows back when it forgets a key. No object per
- * client besides the LRU's own entry and the key string: a million clients
- * cost about a fifth of what an object and an array each did, and nothing
- * per client is left for the garbage collector to walk.
+ * to its row number and gives a forgotten key's row to the next new key. No
+ * object per client besides the LRU's map entry and the key string: a million
+ * clients cost about a fifth of what an object and an array each did. Slab
+ * and LRU both grow with the keys held, up to the cap, so a proxy that sees a
+ * few thousand clients pays for a few thousand.
  */
 export class MemoryBucketStore implements BucketStore {
-  readonly #rows: LRUCache<string, number>;
+  readonly #rows: RowLru;
   readonly #maxRows: number;
   /** Doubles per row: the layout's number, then two per bucket of the widest layout seen. */
   #width = 3;
@@ -31,10 +40,8 @@ export class MemoryBucketStore implements BucketStore {
    */
   readonly #layouts: BucketLayout[] = [];
   readonly #layoutNumbers = new Map<BucketLayout, number>();
-  readonly #freeRows: number[] = [];
   /** Rows of the takes of the current call; takes come in ones and twos (address, prefix). */
   readonly #scratchRows = new Int32Array(4);
-  #nextRow = 0;
   /** Keys per scope, kept by set/dispose so a scrape need not walk a million entries. */
   readonly #perScope = { ip: 0, prefix: 0 };
 
@@ -42,24 +49,11 @@ export class MemoryBucketStore implements BucketStore {
    * @param maxTracked cap on client keys (addresses plus prefixes). When full,
    * the least recently seen key is forgotten; it comes back with full buckets,
    * the same trade-off nginx's `limit_req_zone` makes.
-   * @param preallocate size the key table for the whole cap at once (the
-   * proxy: smaller when full, no growth pauses) or grow it with use (replay:
-   * a short log should not pay ~0.15 s to allocate a million slots).
    */
-  constructor(maxTracked: number, preallocate = true) {
-    // One row more than keys: a new key takes its row before the LRU evicts
-    // the oldest key and frees that one's.
-    this.#maxRows = maxTracked + 1;
+  constructor(maxTracked: number) {
+    this.#maxRows = maxTracked;
     this.#levels = new Float64Array(Math.min(INITIAL_SLOTS, this.#maxRows) * this.#width);
-    // Preallocated for the whole cap (lru-cache's `max`), unlike the tables
-    // in escalation: this is the one a flood of many addresses fills, and full
-    // it is smaller (typed-array links) and holds no growth slack: a million
-    // keys measured 85 MB of heap this way against 120 MB grown on demand.
-    const dispose = (row: number) => {
-      this.#perScope[this.#layoutOfRow(row).scope]--;
-      this.#freeRows.push(row);
-    };
-    this.#rows = preallocate ? new LRUCache({ max: maxTracked, dispose }) : growingLru<string, number>(maxTracked, { dispose });
+    this.#rows = new RowLru(maxTracked, (row) => this.#perScope[this.#layoutOfRow(row).scope]--);
   }
 
   get size(): number {
@@ -75,6 +69,10 @@ export class MemoryBucketStore implements BucketStore {
     // Rows first (creating them may grow the slab), then check, then charge.
     const rows = takes.length <= this.#scratchRows.length ? this.#scratchRows : new Int32Array(takes.length);
     for (let t = 0; t < takes.length; t++) rows[t] = this.#rowFor(takes[t] as BucketTake, nowMs);
+    // Only a table with fewer rows than this request has keys can give an
+    // earlier key's row to a later one within the call: that key is
+    // forgotten, and its take is judged on full buckets and charged nowhere.
+    if (takes.length > this.#maxRows) markForgotten(rows, takes.length);
     const levels = this.#levels;
     const width = this.#width;
 
@@ -82,11 +80,12 @@ export class MemoryBucketStore implements BucketStore {
     let worstWaitMs = 0;
     for (let t = 0; t < takes.length; t++) {
       const buckets = (takes[t] as BucketTake).buckets;
-      const base = (rows[t] as number) * width;
+      const row = rows[t] as number;
+      const base = row * width;
       for (let b = 0; b < buckets.length; b++) {
         const bucket = buckets[b] as BucketTake['buckets'][number];
         const i = base + 1 + bucket.slot * 2;
-        const tokens = refilledTokens(levels[i] as number, levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst);
+        const tokens = row === FORGOTTEN ? bucket.burst : refilledTokens(levels[i] as number, levels[i + 1] as number, nowMs, bucket.ratePerMs, bucket.burst);
         if (!canPay(tokens, bucket.cost)) {
           const waitMs = msUntilAffordable(tokens, bucket.cost, bucket.ratePerMs);
           if (worstBucket === null || waitMs > worstWaitMs) {
@@ -100,7 +99,9 @@ export class MemoryBucketStore implements BucketStore {
 
     for (let t = 0; t < takes.length; t++) {
       const buckets = (takes[t] as BucketTake).buckets;
-      const base = (rows[t] as number) * width;
+      const row = rows[t] as number;
+      if (row === FORGOTTEN) continue;
+      const base = row * width;
       for (let b = 0; b < buckets.length; b++) {
         const bucket = buckets[b] as BucketTake['buckets'][number];
         const i = base + 1 + bucket.slot * 2;
@@ -148,9 +149,9 @@ export class MemoryBucketStore implements BucketStore {
     if (1 + take.layout.buckets.length * 2 > this.#width) this.#fit(take.layout);
     let row = this.#rows.get(take.key);
     if (row === undefined) {
-      row = this.#allocateRow();
+      row = this.#rows.insert(take.key);
+      if ((row + 1) * this.#width > this.#levels.length) this.#resize(Math.min(this.#maxRows, Math.max(row + 1, (this.#levels.length / this.#width) * 2)), this.#width);
       this.#fill(row, take.layout, nowMs);
-      this.#rows.set(take.key, row);
       this.#perScope[take.layout.scope]++;
     } else if (this.#levels[row * this.#width] !== this.#numberOf(take.layout)) {
       this.#migrate(row, take.layout, nowMs);
@@ -173,14 +174,6 @@ export class MemoryBucketStore implements BucketStore {
     return this.#layouts[this.#levels[row * this.#width] as number] as BucketLayout;
   }
 
-  #allocateRow(): number {
-    const free = this.#freeRows.pop();
-    if (free !== undefined) return free;
-    const row = this.#nextRow++;
-    if ((row + 1) * this.#width > this.#levels.length) this.#resize(Math.min(this.#maxRows, Math.max(row + 1, (this.#levels.length / this.#width) * 2)), this.#width);
-    return row;
-  }
-
   /** Widens every row when a (reloaded) layout has more buckets than rows hold. */
   #fit(layout: BucketLayout): void {
     const needed = 1 + layout.buckets.length * 2;
@@ -192,7 +185,7 @@ export class MemoryBucketStore implements BucketStore {
     const oldWidth = this.#width;
     const levels = new Float64Array(rows * width);
     if (width === oldWidth) levels.set(old.subarray(0, Math.min(old.length, levels.length)));
-    else for (let row = 0; row < this.#nextRow; row++) levels.set(old.subarray(row * oldWidth, (row + 1) * oldWidth), row * width);
+    else for (let row = 0; row < this.#rows.size; row++) levels.set(old.subarray(row * oldWidth, (row + 1) * oldWidth), row * width);
     this.#levels = levels;
     this.#width = width;
   }

@@ -80,16 +80,59 @@ describe('MemoryBucketStore', () => {
     expect(store.sizeByScope()).toEqual({ ip: 3, prefix: 0 });
   });
 
-  it('grown with use (replay), it caps and evicts the least recently seen key the same way', () => {
-    const store = new MemoryBucketStore(2, false);
+  it('evicts the least recently seen key, where a take counts as seeing it and a peek does not', () => {
+    const store = new MemoryBucketStore(2);
     for (let i = 0; i < 3; i++) store.take(takeRead('a'), 0);
     store.take(takeRead('b'), 0);
     store.take(takeRead('a'), 0); // a is the most recent
+    store.peek('b', 0); // and stays so
     store.take(takeRead('c'), 0); // evicts b
     expect(store.size).toBe(2);
     expect(store.peek('b', 0)).toBeNull();
     expect(store.peek('a', 0)?.get(read.id)).toBe(0);
     expect(store.sizeByScope()).toEqual({ ip: 2, prefix: 0 });
+    // b comes back with full buckets, in the row a forgotten key gave up.
+    store.take(takeRead('b'), 0); // evicts a
+    expect(store.peek('a', 0)).toBeNull();
+    expect(store.peek('b', 0)?.get(read.id)).toBe(2);
+    expect(store.peek('c', 0)?.get(read.id)).toBe(2);
+  });
+
+  it('with a cap of one key, forgets each key for the next', () => {
+    const store = new MemoryBucketStore(1);
+    for (let i = 0; i < 3; i++) store.take(takeRead('a'), 0);
+    expect(store.take(takeRead('a'), 0).admitted).toBe(false);
+    store.take(takeRead('b'), 0);
+    expect(store.size).toBe(1);
+    expect(store.peek('a', 0)).toBeNull();
+    expect(store.take(takeRead('a'), 0).admitted).toBe(true);
+    expect(store.peek('b', 0)).toBeNull();
+  });
+
+  it('smaller than one request\'s keys, judges a key forgotten within the call on full buckets and charges it nowhere', () => {
+    const prefixRead: BucketSpec = { ...bucket('read', 10, 5, 0), id: 'read/prefix', scope: 'prefix' };
+    const prefixLayout = createBucketLayout('prefix', [prefixRead]);
+    const both = (ip: string): BucketTake[] => [...takeRead(ip), { key: '10.0.0.0/24', layout: prefixLayout, buckets: [prefixRead] }];
+    const store = new MemoryBucketStore(1);
+    for (let i = 0; i < 4; i++) expect(store.take(both('10.0.0.1'), 0).admitted).toBe(true);
+    // Each call the address evicts the prefix and then the prefix the
+    // address: both start full every time, and only the prefix is left,
+    // charged once (a row shared by both would have mixed their levels).
+    expect(store.size).toBe(1);
+    expect(store.peek('10.0.0.1', 0)).toBeNull();
+    expect(store.peek('10.0.0.0/24', 0)?.get(prefixRead.id)).toBe(4);
+    expect(store.sizeByScope()).toEqual({ ip: 0, prefix: 1 });
+  });
+
+  it('costs memory for the keys it holds, not for its cap', () => {
+    // A table sized for a million keys at start put 16 MB of arrays on the
+    // heap before the first client, and V8 sized its garbage headroom by them.
+    const before = process.memoryUsage().heapUsed;
+    const store = new MemoryBucketStore(1_000_000);
+    const grew = process.memoryUsage().heapUsed - before;
+    expect(grew).toBeLessThan(2 * 1024 * 1024);
+    for (let i = 0; i < 3000; i++) store.take(takeRead(`10.1.${i >> 8}.${i & 255}`), 0);
+    expect(store.size).toBe(3000);
   });
 
   it('keeps levels of unchanged buckets across a new layout and starts new ones full', () => {
