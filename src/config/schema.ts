@@ -259,7 +259,9 @@ const clients = z.strictObject({
     })
     .prefault({}),
   /** Cap on addresses and prefixes with bucket state; least recently seen are forgotten first. ~200 bytes each. */
-  max_tracked: positiveInt().default(1_000_000),
+  max_tracked: positiveInt()
+    .max(2_147_483_647, { error: (issue) => `must be at most 2147483647 (the bucket table numbers its rows in 32 bits; a million clients take about 200 MB), got ${describe(issue.input)}` })
+    .default(1_000_000),
 });
 
 const concurrency = z.strictObject({

@@ -159,6 +159,11 @@ describe('parsePolicy', () => {
     expect(problems[2]?.message).toContain('did you mean "max_tracked"?');
   });
 
+  it('caps clients.max_tracked where the bucket table can number its rows', () => {
+    expect(problemsOf('clients: { max_tracked: 3000000000 }\n')[0]?.message).toBe('clients.max_tracked: must be at most 2147483647 (the bucket table numbers its rows in 32 bits; a million clients take about 200 MB), got 3000000000');
+    expect(parsePolicy('clients: { max_tracked: 2147483647 }\n', 'policy.yaml').clients.max_tracked).toBe(2_147_483_647);
+  });
+
   it('says clearly when the file cannot be read', async () => {
     await expect(loadPolicyFile('/nonexistent/policy.yaml')).rejects.toMatchObject({ code: 'PC_ERR_CONFIG_READ' });
     await expect(loadPolicyFile('/nonexistent/policy.yaml')).rejects.toBeInstanceOf(PortcullisError);
