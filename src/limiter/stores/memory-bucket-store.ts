@@ -42,7 +42,7 @@ export class MemoryBucketStore implements BucketStore {
   readonly #layoutNumbers = new Map<BucketLayout, number>();
   /** Rows of the takes of the current call; takes come in ones and twos (address, prefix). */
   readonly #scratchRows = new Int32Array(4);
-  /** Keys per scope, kept by set/dispose so a scrape need not walk a million entries. */
+  /** Keys per scope, counted as keys come and are forgotten, so a scrape need not walk a million entries. */
   readonly #perScope = { ip: 0, prefix: 0 };
 
   /**
