@@ -1,19 +1,9 @@
 import { z } from 'zod';
-import { describe, durationMs, expected, text } from './schema-values.js';
+import { describe, durationMs, expected, text, urlWithScheme } from './schema-values.js';
 
 /* `alerts`: webhooks told when an attack starts and ends. */
 
-const webhookUrl = text('a URL like https://hooks.example.com/portcullis').refine(
-  (value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === 'http:' || url.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  },
-  { error: (issue) => `must be an http:// or https:// URL, got ${describe(issue.input)}` },
-);
+const webhookUrl = urlWithScheme('a URL like https://hooks.example.com/portcullis', ['http:', 'https:'], 'an http:// or https:// URL');
 
 const webhook = z.strictObject({
   url: webhookUrl,

@@ -109,6 +109,23 @@ export const upstreamUrl = text('a URL like http://127.0.0.1:8080').transform((v
   return url.origin;
 });
 
+/**
+ * A URL whose scheme is one of `schemes` (`described` says which, for the
+ * message: "an http:// or https:// URL"); `example` names the shape when the
+ * value is not a string at all.
+ */
+export const urlWithScheme = (example: string, schemes: readonly string[], described: string) =>
+  text(example).refine(
+    (value) => {
+      try {
+        return schemes.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { error: (issue) => `must be ${described}, got ${describe(issue.input)}` },
+  );
+
 /** An HTTP method a rule may name. */
 export const method = z.enum(KNOWN_METHODS, {
   error: (issue) => `must be an HTTP method in capitals (${KNOWN_METHODS.join(', ')}), got ${describe(issue.input)}`,

@@ -1,19 +1,9 @@
 import { z } from 'zod';
-import { describe, durationMs, expected, text } from './schema-values.js';
+import { describe, durationMs, expected, text, urlWithScheme } from './schema-values.js';
 
 /* `store`: where bucket state lives (this process, or Redis for a cluster). */
 
-const redisUrl = text('a URL like redis://127.0.0.1:6379').refine(
-  (value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === 'redis:' || url.protocol === 'rediss:';
-    } catch {
-      return false;
-    }
-  },
-  { error: (issue) => `must be a redis:// or rediss:// URL, got ${describe(issue.input)}` },
-);
+const redisUrl = urlWithScheme('a URL like redis://127.0.0.1:6379', ['redis:', 'rediss:'], 'a redis:// or rediss:// URL');
 
 /**
  * Where bucket levels, strikes and bans are shared between portcullis nodes

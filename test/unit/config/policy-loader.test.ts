@@ -164,6 +164,14 @@ describe('parsePolicy', () => {
     expect(parsePolicy('clients: { max_tracked: 2147483647 }\n', 'policy.yaml').clients.max_tracked).toBe(2_147_483_647);
   });
 
+  it('names the schemes a webhook or Redis URL may use', () => {
+    expect(problemsOf('alerts: { webhooks: [{ url: "ftp://hooks.example.com/x" }] }\n')[0]?.message).toBe('alerts.webhooks[0].url: must be an http:// or https:// URL, got "ftp://hooks.example.com/x"');
+    expect(problemsOf('store: { type: redis, url: "http://127.0.0.1:6379" }\n')[0]?.message).toBe('store.url: must be a redis:// or rediss:// URL, got "http://127.0.0.1:6379"');
+    expect(problemsOf('store: { type: redis, url: "not a url" }\n')[0]?.message).toBe('store.url: must be a redis:// or rediss:// URL, got "not a url"');
+    for (const url of ['redis://127.0.0.1:6379', 'rediss://redis.example.org:6380']) expect(parsePolicy(`store: { type: redis, url: "${url}" }\n`, 'policy.yaml').store.url).toBe(url);
+    for (const url of ['http://hooks.example.com/a', 'https://hooks.example.com/a']) expect(parsePolicy(`alerts: { webhooks: [{ url: "${url}" }] }\n`, 'policy.yaml').alerts.webhooks[0]?.url).toBe(url);
+  });
+
   it('says clearly when the file cannot be read', async () => {
     await expect(loadPolicyFile('/nonexistent/policy.yaml')).rejects.toMatchObject({ code: 'PC_ERR_CONFIG_READ' });
     await expect(loadPolicyFile('/nonexistent/policy.yaml')).rejects.toBeInstanceOf(PortcullisError);
