@@ -138,6 +138,10 @@ export class CidrSet {
    * a mapped address passed raw is normalised here too.
    */
   has(addr: ipaddr.IPv4 | ipaddr.IPv6): boolean {
+    // The shipped allowlist is empty: answer before touching the address,
+    // whose object is a cache miss per request at a million clients (a tenth
+    // of a decision's time there).
+    if (this.#entries.length === 0) return false;
     if (addr.kind() === 'ipv6') {
       const v6 = addr as ipaddr.IPv6;
       if (isIPv4Mapped(v6)) return this.#hasV4(v4Number(v6.toIPv4Address()));

@@ -83,6 +83,16 @@ describe('CidrSet', () => {
     expect(set.has(ipaddr.IPv6.parse('::ffff:11.1.2.3'))).toBe(false);
   });
 
+  it('answers an empty set without reading the address (the shipped allowlist is empty, and the read is a cache miss per request)', () => {
+    const unreadable = new Proxy({} as ReturnType<typeof addr>, {
+      get: () => {
+        throw new Error('the address was read');
+      },
+    });
+    expect(CidrSet.parse([]).has(unreadable)).toBe(false);
+    expect(() => set.has(unreadable)).toThrow('the address was read');
+  });
+
   it('keeps the families apart: ::/0 does not hold IPv4, 0.0.0.0/0 does not hold IPv6', () => {
     const allV6 = CidrSet.parse(['::/0']);
     expect(allV6.has(addr('2001:db8::1'))).toBe(true);
