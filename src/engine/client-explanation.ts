@@ -1,6 +1,6 @@
 import type { Ban, BanHistory } from '../escalation/ban.js';
 import type { ClientKey } from '../identity/client-key.js';
-import type { BucketSpec } from '../limiter/bucket-spec.js';
+import type { BucketScope, BucketSpec } from '../limiter/bucket-spec.js';
 import type { BucketStore } from '../limiter/bucket-store.js';
 import type { CompiledPolicy, CompiledSite } from '../policy/compiled-policy.js';
 import type { EngineEscalation } from './engine-escalation.js';
@@ -58,8 +58,9 @@ interface ExplainParts {
 export function explainClient(parts: ExplainParts, client: ClientKey, nowMs: number): ClientExplanation {
   const { policy, store, escalation } = parts;
   const shadowRules = new Set(policy.config.limits.filter((rule) => rule.mode === 'shadow').map((rule) => rule.name));
-  const levelsOf = (key: string, buckets: readonly BucketSpec[], site?: CompiledSite): BucketLevel[] => {
-    const levels = store.peek(site === undefined ? key : `${site.owner?.keyPrefix ?? ''}${key}`, nowMs);
+  const levelsOf = (scope: BucketScope, buckets: readonly BucketSpec[], site?: CompiledSite): BucketLevel[] => {
+    const key = scope === 'ip' ? client.ip : client.prefix;
+    const levels = store.peek(site === undefined ? '' : (site.owner?.keyPrefix ?? ''), scope, client, nowMs);
     // A site's own buckets are listed where the client has been: a list of every site's would grow with the policy, not the client.
     if (site !== undefined && levels === null) return [];
     return buckets.map((bucket) => ({
@@ -76,10 +77,10 @@ export function explainClient(parts: ExplainParts, client: ClientKey, nowMs: num
     }));
   };
   const buckets = [
-    ...levelsOf(client.ip, policy.ipLayout.buckets),
-    ...levelsOf(client.prefix, policy.prefixLayout.buckets),
+    ...levelsOf('ip', policy.ipLayout.buckets),
+    ...levelsOf('prefix', policy.prefixLayout.buckets),
     ...policy.sites.flatMap((site) =>
-      site.owner === null ? [] : [...levelsOf(client.ip, site.owner.ipLayout.buckets, site), ...levelsOf(client.prefix, site.owner.prefixLayout.buckets, site)],
+      site.owner === null ? [] : [...levelsOf('ip', site.owner.ipLayout.buckets, site), ...levelsOf('prefix', site.owner.prefixLayout.buckets, site)],
     ),
   ];
   if (escalation === null) {

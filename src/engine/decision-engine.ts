@@ -6,8 +6,7 @@ import { explainClient, type ClientExplanation } from './client-explanation.js';
 import type { Ban } from '../escalation/ban.js';
 import type { EngineEscalation } from './engine-escalation.js';
 import { LimitPlans, planMatched, type MatchPlans } from './limit-plan.js';
-import type { TakeOutcome } from '../limiter/bucket-store.js';
-import type { SharedTake } from '../limiter/shared-bucket-store.js';
+import { bucketKeyText, type BucketTake, type TakeOutcome } from '../limiter/bucket-store.js';
 import { ALLOW, type AllowDecision, type Decision, type LimitDecision, type PendingSharedTake, type Refusal, type ShadowRefusal } from './decision.js';
 import { PathCache } from './path-cache.js';
 
@@ -96,7 +95,7 @@ export class DecisionEngine {
   settleShared(facts: RequestFacts, decision: AllowDecision, outcome: TakeOutcome | { readonly admitted: null }, nowMs: number): AllowDecision | LimitDecision {
     const pending = decision.shared;
     if (pending === undefined || outcome.admitted !== false) return decision;
-    this.#store.refund(pending.take.takes, nowMs);
+    this.#store.refund(pending.local, nowMs);
     const limit: LimitDecision = { action: 'limit', rule: outcome.bucket.rule, status: pending.statusOf(outcome.bucket.rule), bucket: outcome.bucket, retryAfterMs: outcome.retryAfterMs };
     this.#strike(facts, limit, nowMs);
     return limit;
@@ -192,9 +191,10 @@ export class DecisionEngine {
 }
 
 /** A copy of the takes (the plan reuses its array for the next request), for the proxy to await. */
-function pendingShared(hashTag: string, takes: readonly { key: string; layout: SharedTake['takes'][number]['layout']; buckets: SharedTake['takes'][number]['buckets'] }[], plan: { statusOf(rule: string): number }): PendingSharedTake {
+function pendingShared(hashTag: string, takes: readonly BucketTake[], plan: { statusOf(rule: string): number }): PendingSharedTake {
   return {
-    take: { hashTag, takes: takes.map((take) => ({ key: take.key, layout: take.layout, buckets: take.buckets })) },
+    take: { hashTag, takes: takes.map((take) => ({ key: bucketKeyText(take.owner, take.layout.scope, take.client), layout: take.layout, buckets: take.buckets })) },
+    local: takes.map((take) => ({ owner: take.owner, client: take.client, layout: take.layout, buckets: take.buckets })),
     statusOf: (rule) => plan.statusOf(rule),
   };
 }

@@ -1,4 +1,5 @@
 import type { BucketSpec } from '../limiter/bucket-spec.js';
+import type { BucketTake } from '../limiter/bucket-store.js';
 import type { SharedTake } from '../limiter/shared-bucket-store.js';
 
 /*
@@ -28,6 +29,8 @@ export interface AllowDecision {
 /** An admitted request's takes, copied for the shared store, and what a refusal by it answers. */
 export interface PendingSharedTake {
   readonly take: SharedTake;
+  /** The same takes as the node's own store charged them, to give back if the shared store refuses. */
+  readonly local: readonly BucketTake[];
   /** The status of each enforced rule, for a refusal. */
   readonly statusOf: (rule: string) => number;
 }

@@ -15,7 +15,20 @@ export interface ClientKey {
   readonly family: 4 | 6;
   /** The parsed address (IPv4-mapped IPv6 already turned into IPv4), for CidrSet lookups. */
   readonly addr: IpAddress;
+  /**
+   * The address and the prefix as numbers, for tables keyed without strings
+   * (see BinaryKeyLru): at IP_KEY the address's key, at PREFIX_KEY the
+   * prefix's, each a tag word (scope, family, prefix length) and four 32-bit
+   * words of address (IPv4 in the first, the rest zero).
+   */
+  readonly words: Int32Array;
 }
+
+/** Where a ClientKey's `words` hold the address's binary key, and where the prefix's; each is KEY_WORDS long. */
+export const IP_KEY = 0;
+export const PREFIX_KEY = 5;
+/** Words in one binary key: the tag and four words of address. */
+export const KEY_WORDS = 5;
 
 /** How many leading bits make one "network owner" (the `prefix` of a ClientKey). */
 export interface PrefixLengths {
@@ -73,21 +86,45 @@ export function makeClientKey(addr: IpAddress, prefixLengths: PrefixLengths): Cl
   const normal = normaliseAddress(addr);
   if (normal.kind() === 'ipv4') {
     const bits = prefixLengths.ipv4;
+    const network = networkAddress(normal, bits);
     return Object.freeze({
       ip: normal.toString(),
-      prefix: `${networkAddress(normal, bits).toString()}/${bits}`,
+      prefix: `${network.toString()}/${bits}`,
       family: 4,
       addr: normal,
+      words: binaryKeys(4, normal, network, bits),
     });
   }
   const bits = prefixLengths.ipv6;
+  const network = networkAddress(normal, bits);
   return Object.freeze({
     // ipaddr.js 2's IPv6 toString() is RFC 5952 (longest zero run compressed, lower case).
     ip: normal.toString(),
-    prefix: `${networkAddress(normal, bits).toString()}/${bits}`,
+    prefix: `${network.toString()}/${bits}`,
     family: 6,
     addr: normal,
+    words: binaryKeys(6, normal, network, bits),
   });
+}
+
+/**
+ * The two binary keys of a ClientKey's `words`. The tag keeps apart what the
+ * words alone would not: an address from its /32, 10.0.0.0/24 from
+ * 10.0.0.0/23, and IPv4 from the IPv6 address with the same leading word.
+ */
+function binaryKeys(family: 4 | 6, addr: IpAddress, network: IpAddress, prefixBits: number): Int32Array {
+  const words = new Int32Array(2 * KEY_WORDS);
+  const family6 = family === 6 ? 1 << 8 : 0;
+  words[IP_KEY] = family6 | (family === 4 ? 32 : 128);
+  words[PREFIX_KEY] = (1 << 9) | family6 | prefixBits;
+  writeAddressWords(addr, words, IP_KEY + 1);
+  writeAddressWords(network, words, PREFIX_KEY + 1);
+  return words;
+}
+
+function writeAddressWords(addr: IpAddress, into: Int32Array, at: number): void {
+  const bytes = addr.toByteArray();
+  for (let i = 0; i < bytes.length; i++) into[at + (i >> 2)] = (into[at + (i >> 2)] as number) | ((bytes[i] as number) << (24 - 8 * (i & 3)));
 }
 
 /**

@@ -1,11 +1,19 @@
-import type { BucketLayout, BucketSpec } from './bucket-spec.js';
+import type { ClientKey } from '../identity/client-key.js';
+import type { BucketLayout, BucketScope, BucketSpec } from './bucket-spec.js';
 
-/** Some buckets of one client key (an address or a prefix) that a request must pay. */
+/** Some buckets of one client key (its address or its prefix, by the layout's scope) that a request must pay. */
 export interface BucketTake {
-  /** The client key: an address (`192.0.2.7`) or a prefix (`192.0.2.0/24`). */
-  readonly key: string;
+  /** Whose buckets: '' for the global rules', a site's name and a NUL for the site's own (BucketOwner.keyPrefix). */
+  readonly owner: string;
+  readonly client: ClientKey;
   readonly layout: BucketLayout;
   readonly buckets: readonly BucketSpec[];
+}
+
+/** A take's key as text (`192.0.2.7`, `shop` NUL `192.0.2.0/24`): the shared store's key, unique per owner, scope and client key. */
+export function bucketKeyText(owner: string, scope: BucketScope, client: ClientKey): string {
+  const key = scope === 'ip' ? client.ip : client.prefix;
+  return owner === '' ? key : owner + key;
 }
 
 /** The request may pass; every bucket has been charged. */
@@ -42,8 +50,8 @@ export interface BucketStore {
   take(takes: readonly BucketTake[], nowMs: number): TakeOutcome;
   /** Gives back what an admitting `take` of these buckets charged (capped at burst); cluster mode refunds what the shared store refused. */
   refund(takes: readonly BucketTake[], nowMs: number): void;
-  /** Token levels of one key's buckets at `nowMs`, by bucket id, charging nothing; null if the key is not tracked. */
-  peek(key: string, nowMs: number): ReadonlyMap<string, number> | null;
+  /** Token levels of one owner's buckets of `client`'s address or prefix at `nowMs`, by bucket id, charging nothing; null if not tracked. */
+  peek(owner: string, scope: BucketScope, client: ClientKey, nowMs: number): ReadonlyMap<string, number> | null;
   /** Client keys currently tracked. */
   readonly size: number;
 }

@@ -5,6 +5,7 @@ import { openRedis, type RedisClient } from '../../src/cluster/redis-connection.
 import { RedisBucketStore } from '../../src/cluster/redis-bucket-store.js';
 import { createBucketLayout, type BucketSpec } from '../../src/limiter/bucket-spec.js';
 import type { TakeOutcome } from '../../src/limiter/bucket-store.js';
+import { makeClientKey, parseClientAddress, type ClientKey } from '../../src/identity/client-key.js';
 import { MemoryBucketStore } from '../../src/limiter/stores/memory-bucket-store.js';
 import { canPay } from '../../src/limiter/token-bucket.js';
 import { ClusterMetrics } from '../../src/metrics/cluster-metrics.js';
@@ -62,11 +63,23 @@ function bucketContract(name: string, make: () => Take) {
   });
 }
 
+/** The ClientKey the memory store is keyed by, for an address and the prefix the contract names. */
+function clientOf(ip: string, prefix: string): ClientKey {
+  const client = makeClientKey(parseClientAddress(ip)!, { ipv4: Number(prefix.split('/')[1]), ipv6: 64 });
+  expect(client.prefix).toBe(prefix);
+  return client;
+}
+
 bucketContract('memory', () => {
   const store = new MemoryBucketStore(1000);
   const started = Date.now();
   return async (ip, prefix, which = 'pages') =>
-    store.take(which === 'login' ? [{ key: ip, layout: heavyLayout, buckets: [HEAVY] }] : [{ key: ip, layout: ipLayout, buckets: [IP] }, { key: prefix, layout: prefixLayout, buckets: [PREFIX] }], Date.now() - started);
+    store.take(
+      which === 'login'
+        ? [{ owner: '', client: clientOf(ip, prefix), layout: heavyLayout, buckets: [HEAVY] }]
+        : [{ owner: '', client: clientOf(ip, prefix), layout: ipLayout, buckets: [IP] }, { owner: '', client: clientOf(ip, prefix), layout: prefixLayout, buckets: [PREFIX] }],
+      Date.now() - started,
+    );
 });
 
 let redis: RedisHandle;

@@ -1,12 +1,18 @@
-import type { BucketLayout } from '../bucket-spec.js';
+import { IP_KEY, PREFIX_KEY, type ClientKey } from '../../identity/client-key.js';
+import type { BucketLayout, BucketScope } from '../bucket-spec.js';
 import { ADMITTED, type BucketStore, type BucketTake, type TakeOutcome } from '../bucket-store.js';
 import { canPay, msUntilAffordable, refilledTokens } from '../token-bucket.js';
-import { RowLru } from './row-lru.js';
+import { BinaryKeyLru } from './binary-key-lru.js';
 
 /** Slots the level slab starts with; it doubles as keys arrive, up to the cap. */
 const INITIAL_SLOTS = 1_024;
 /** In a take's row list: the key was forgotten within the same call (see `take`). */
 const FORGOTTEN = -1;
+/** Not held (BinaryKeyLru's answer). */
+const NONE = -1;
+/** A key's namespace is its owner's number above the ClientKey's tag word (scope, family, prefix length: below 2^10). */
+const OWNER_SHIFT = 10;
+const MAX_OWNERS = 2 ** (31 - OWNER_SHIFT);
 
 /** Marks as FORGOTTEN each of the first `count` rows that a later take of the same call was given. */
 function markForgotten(rows: Int32Array, count: number): void {
@@ -21,14 +27,16 @@ function markForgotten(rows: Int32Array, count: number): void {
  *
  * Levels live in one Float64Array slab, a fixed-width row per client key:
  * `[tokens, measuredAtMs]` per bucket of the key's layout. The LRU maps a key
- * to its row number and gives a forgotten key's row to the next new key. No
- * object per client besides the LRU's map entry and the key string: a million
- * clients cost about a fifth of what an object and an array each did. Slab
- * and LRU both grow with the keys held, up to the cap, so a proxy that sees a
- * few thousand clients pays for a few thousand.
+ * (owner, and the client's address or prefix in binary) to its row number and
+ * gives a forgotten key's row to the next new key. No object or string per
+ * client: the store is typed arrays only, which no collection marks. Slab and
+ * LRU both grow with the keys held, up to the cap, so a proxy that sees a few
+ * thousand clients pays for a few thousand.
  */
 export class MemoryBucketStore implements BucketStore {
-  readonly #rows: RowLru;
+  readonly #rows: BinaryKeyLru;
+  /** Owners (BucketTake.owner) by number, for the keys' namespace word. */
+  readonly #owners = new Map<string, number>();
   readonly #maxRows: number;
   /** Doubles per row: the layout's number, then two per bucket of the widest layout seen. */
   #width = 3;
@@ -53,7 +61,7 @@ export class MemoryBucketStore implements BucketStore {
   constructor(maxTracked: number) {
     this.#maxRows = maxTracked;
     this.#levels = new Float64Array(Math.min(INITIAL_SLOTS, this.#maxRows) * this.#width);
-    this.#rows = new RowLru(maxTracked, (row) => this.#perScope[this.#layoutOfRow(row).scope]--);
+    this.#rows = new BinaryKeyLru(maxTracked, (row) => this.#perScope[this.#layoutOfRow(row).scope]--);
   }
 
   get size(): number {
@@ -120,8 +128,8 @@ export class MemoryBucketStore implements BucketStore {
    */
   refund(takes: readonly BucketTake[], nowMs: number): void {
     for (const take of takes) {
-      const row = this.#rows.peek(take.key);
-      if (row === undefined || this.#levels[row * this.#width] !== this.#numberOf(take.layout)) continue;
+      const row = this.#peekRow(take.owner, take.layout.scope, take.client);
+      if (row === NONE || this.#levels[row * this.#width] !== this.#numberOf(take.layout)) continue;
       const base = row * this.#width;
       for (const bucket of take.buckets) {
         const i = base + 1 + bucket.slot * 2;
@@ -131,10 +139,10 @@ export class MemoryBucketStore implements BucketStore {
     }
   }
 
-  /** Bucket levels of one key as of `nowMs`, by bucket id (for `explain` and tests); null if untracked. */
-  peek(key: string, nowMs: number): Map<string, number> | null {
-    const row = this.#rows.peek(key);
-    if (row === undefined) return null;
+  /** Bucket levels of one owner's buckets of `client`'s address or prefix as of `nowMs`, by bucket id (for `explain` and tests); null if untracked. */
+  peek(owner: string, scope: BucketScope, client: ClientKey, nowMs: number): Map<string, number> | null {
+    const row = this.#peekRow(owner, scope, client);
+    if (row === NONE) return null;
     const layout = this.#layoutOfRow(row);
     const base = row * this.#width;
     return new Map(
@@ -147,9 +155,12 @@ export class MemoryBucketStore implements BucketStore {
 
   #rowFor(take: BucketTake, nowMs: number): number {
     if (1 + take.layout.buckets.length * 2 > this.#width) this.#fit(take.layout);
-    let row = this.#rows.get(take.key);
-    if (row === undefined) {
-      row = this.#rows.insert(take.key);
+    const at = take.layout.scope === 'ip' ? IP_KEY : PREFIX_KEY;
+    const words = take.client.words;
+    const namespace = this.#namespace(take.owner, words[at] as number);
+    let row = this.#rows.get(namespace, words, at + 1);
+    if (row === NONE) {
+      row = this.#rows.insert(namespace, words, at + 1);
       if ((row + 1) * this.#width > this.#levels.length) this.#resize(Math.min(this.#maxRows, Math.max(row + 1, (this.#levels.length / this.#width) * 2)), this.#width);
       this.#fill(row, take.layout, nowMs);
       this.#perScope[take.layout.scope]++;
@@ -157,6 +168,23 @@ export class MemoryBucketStore implements BucketStore {
       this.#migrate(row, take.layout, nowMs);
     }
     return row;
+  }
+
+  #peekRow(owner: string, scope: BucketScope, client: ClientKey): number {
+    const at = scope === 'ip' ? IP_KEY : PREFIX_KEY;
+    return this.#rows.peek(this.#namespace(owner, client.words[at] as number), client.words, at + 1);
+  }
+
+  /** The namespace word of a key: its owner's number and the key's tag (see ClientKey.words). */
+  #namespace(owner: string, tag: number): number {
+    let number = this.#owners.get(owner);
+    if (number === undefined) {
+      // Owners are the global rules and each site name a policy ever had: a handful.
+      if (this.#owners.size === MAX_OWNERS) throw new RangeError(`MemoryBucketStore holds buckets of at most ${MAX_OWNERS} owners (sites)`);
+      number = this.#owners.size;
+      this.#owners.set(owner, number);
+    }
+    return (number << OWNER_SHIFT) | tag;
   }
 
   #numberOf(layout: BucketLayout): number {

@@ -41,11 +41,11 @@ describe('cluster mode: the synchronous decision and the shared settlement', () 
   it('a shared refusal refunds the local take, is a limit with the rule\'s status, and a strike', () => {
     const { engine, store, ledger } = assembleEngine(parsePolicy(POLICY, 'p.yaml'), { sharedLimits: true });
     const admitted = engine.decide(facts, 0) as AllowDecision;
-    expect(store.peek('192.0.2.7', 0)?.get('pages/ip/1/min/3')).toBe(2);
+    expect(store.peek('', 'ip', client, 0)?.get('pages/ip/1/min/3')).toBe(2);
     const settled = engine.settleShared(facts, admitted, refusedBy(admitted), 0);
     expect(settled).toMatchObject({ action: 'limit', rule: 'pages', status: 429, retryAfterMs: 1_000 });
-    expect(store.peek('192.0.2.7', 0)?.get('pages/ip/1/min/3')).toBe(3);
-    expect(store.peek('192.0.2.0/24', 0)?.get('pages/prefix/1/min/10')).toBe(10);
+    expect(store.peek('', 'ip', client, 0)?.get('pages/ip/1/min/3')).toBe(3);
+    expect(store.peek('', 'prefix', client, 0)?.get('pages/prefix/1/min/10')).toBe(10);
     // The second strike bans (strikes: 2).
     const again = engine.decide(facts, 1) as AllowDecision;
     engine.settleShared(facts, again, refusedBy(again), 1);
@@ -57,6 +57,6 @@ describe('cluster mode: the synchronous decision and the shared settlement', () 
     const admitted = engine.decide(facts, 0) as AllowDecision;
     expect(engine.settleShared(facts, admitted, { admitted: true }, 0)).toBe(admitted);
     expect(engine.settleShared(facts, admitted, { admitted: null }, 0)).toBe(admitted);
-    expect(store.peek('192.0.2.7', 0)?.get('pages/ip/1/min/3')).toBe(2);
+    expect(store.peek('', 'ip', client, 0)?.get('pages/ip/1/min/3')).toBe(2);
   });
 });

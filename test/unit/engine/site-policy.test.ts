@@ -103,7 +103,7 @@ describe('per-site policy in the engine', () => {
       decide(assembled, 'blog.example', ip, 'POST', '/checkout', 2),
       decide(assembled, 'blog.example', ip, 'POST', '/checkout', 3),
     ]).toEqual(['allow', 'limit checkout', 'allow', 'limit checkout']);
-    const levels = assembled.store.peek(`shop\u0000${ip}`, 3);
+    const levels = assembled.store.peek('shop\u0000', 'ip', client(ip), 3);
     expect(levels?.get('checkout/ip/1/min/1')).toBeCloseTo(0, 3);
   });
 
@@ -172,9 +172,9 @@ describe('per-site policy in the engine', () => {
     // shop's checkout changed (burst 2), so it starts full; the global write did not, so blog finds it still empty.
     expect(decide(assembled, 'shop.example', ip, 'POST', '/checkout', 3)).toBe('allow');
     expect(decide(assembled, 'blog.example', ip, 'POST', '/comment', 4)).toBe('limit write');
-    expect(assembled.store.peek(ip, 4)?.get('write/ip/1/min/2')).toBeCloseTo(0, 3);
+    expect(assembled.store.peek('', 'ip', client(ip), 4)?.get('write/ip/1/min/2')).toBeCloseTo(0, 3);
     // shop's own write (burst 5) was unchanged: two taken, before and after the reload.
-    expect(assembled.store.peek(`shop\u0000${ip}`, 4)?.get('write/ip/1/min/5')).toBeCloseTo(3, 3);
+    expect(assembled.store.peek('shop\u0000', 'ip', client(ip), 4)?.get('write/ip/1/min/5')).toBeCloseTo(3, 3);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeClientKey, networkAddress, parseClientAddress, type IpAddress } from '../../../src/identity/client-key.js';
+import { IP_KEY, KEY_WORDS, makeClientKey, networkAddress, parseClientAddress, PREFIX_KEY, type IpAddress } from '../../../src/identity/client-key.js';
 
 const DEFAULT_PREFIX = { ipv4: 24, ipv6: 64 };
 
@@ -86,6 +86,19 @@ describe('makeClientKey', () => {
     const { default: ipaddr } = await import('ipaddr.js');
     expect(makeClientKey(ipaddr.IPv6.parse('::ffff:192.0.2.7'), DEFAULT_PREFIX)).toMatchObject({ ip: '192.0.2.7', family: 4 });
     expect(makeClientKey(ipaddr.IPv6.parse('fe80::1%eth0'), DEFAULT_PREFIX)).toMatchObject({ ip: 'fe80::1', prefix: 'fe80::/64' });
+  });
+
+  it('holds the address and the prefix in binary, each a tag (scope, family, length) and four 32-bit words', () => {
+    const keyWords = (text: string, at: number, prefix = DEFAULT_PREFIX): number[] => [...makeClientKey(parse(text), prefix).words.subarray(at, at + KEY_WORDS)];
+    // IPv4: tag 32 (address) or 512 + length (prefix); the address in the first word.
+    expect(keyWords('192.0.2.77', IP_KEY)).toEqual([32, 0xc000024d | 0, 0, 0, 0]);
+    expect(keyWords('192.0.2.77', PREFIX_KEY)).toEqual([512 + 24, 0xc0000200 | 0, 0, 0, 0]);
+    expect(keyWords('198.51.100.9', PREFIX_KEY, { ipv4: 20, ipv6: 64 })).toEqual([512 + 20, 0xc6336000 | 0, 0, 0, 0]);
+    // IPv6: 256 marks the family; 128 bits in four words, the prefix's host bits zero.
+    expect(keyWords('2001:db8:1:2:aaaa:bbbb:cccc:dddd', IP_KEY)).toEqual([256 + 128, 0x20010db8, 0x00010002, 0xaaaabbbb | 0, 0xccccdddd | 0]);
+    expect(keyWords('2001:db8:1:2:aaaa:bbbb:cccc:dddd', PREFIX_KEY)).toEqual([512 + 256 + 64, 0x20010db8, 0x00010002, 0, 0]);
+    // An IPv4-mapped address is keyed as the IPv4 it is.
+    expect(keyWords('::ffff:192.0.2.77', IP_KEY)).toEqual(keyWords('192.0.2.77', IP_KEY));
   });
 
   it('refuses prefix lengths out of range', () => {
