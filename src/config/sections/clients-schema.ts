@@ -16,7 +16,7 @@ export const clients = z.strictObject({
       ipv6: z.int({ error: (issue) => expected('a prefix length 16–128', issue.input) }).min(16).max(128).default(64),
     })
     .prefault({}),
-  /** Cap on addresses and prefixes with bucket state; least recently seen are forgotten first. ~200 bytes each. */
+  /** Cap on addresses and prefixes with bucket state; least recently seen are forgotten first. ~120 bytes each. */
   max_tracked: positiveInt()
     .max(2_147_483_647, { error: (issue) => `must be at most 2147483647 (the bucket table numbers its rows in 32 bits; a million clients take about 200 MB), got ${describe(issue.input)}` })
     .default(1_000_000),
