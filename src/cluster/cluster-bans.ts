@@ -25,3 +25,15 @@ export function fromSharedBan(value: unknown, clock: Clock, wall: WallClock): { 
   const { startedAt, expiresAt, ...rest } = checked.entry;
   return { ban: { ...rest, startedMs: startedAt + offset, expiresMs: expiresAt + offset } };
 }
+
+/** A ban as the shared bans hash stores it (JSON text), on this node's clock; null when it is no valid or live ban. */
+export function parseSharedBan(text: string, clock: Clock, wall: WallClock): Ban | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const shared = fromSharedBan(value, clock, wall);
+  return 'ban' in shared ? shared.ban : null;
+}

@@ -7,9 +7,10 @@ import type { Ban } from '../escalation/ban.js';
 import type { Escalator } from '../escalation/escalator.js';
 import { makeClientKey, parseClientAddress, type ClientKey, type PrefixLengths } from '../identity/client-key.js';
 import type { ClusterMetrics } from '../metrics/cluster-metrics.js';
-import { fromSharedBan, toSharedBan } from './cluster-bans.js';
+import { fromSharedBan, parseSharedBan, toSharedBan } from './cluster-bans.js';
 import { MAX_MESSAGE_CHARS, readClusterMessage, STRIKE_BATCH_MAX, type ClusterMessage } from './cluster-messages.js';
 import type { RedisClient } from './redis-connection.js';
+import { SharedBanHash } from './shared-ban-hash.js';
 
 /** How long strikes wait to be sent together: "at most ~100 ms late". */
 const STRIKE_BATCH_MS = 100;
@@ -17,12 +18,8 @@ const STRIKE_BATCH_MS = 100;
 const RECONCILE_RETRY_MIN_MS = 1_000;
 /** Longest wait between tries of a reconcile that keeps failing (a judgement call: a minute of log lines at most). */
 const RECONCILE_RETRY_MAX_MS = 60_000;
-/** Fields one HSCAN page asks for: a page of bans comes back in about a millisecond. */
-const SCAN_COUNT = 1_000;
-/** Pages of the bans hash read at most (a hundred million bans). */
-const MAX_SCAN_PAGES = 100_000;
-/** Bans per HSET or HDEL, and announcements in flight at once: small commands, and no call spreading a million arguments. */
-const WRITE_SLICE = 1_000;
+/** Announcements in flight at once after a reconcile. */
+const ANNOUNCE_SLICE = 1_000;
 /**
  * Two nodes that counted the same strikes (each hears the other's batch)
  * both ban, with the same number, ending this far apart at most: a strike
@@ -31,26 +28,6 @@ const WRITE_SLICE = 1_000;
  * judgement call, far below any ban length.
  */
 const SAME_BAN_SLACK_MS = 2_000;
-/**
- * Deletes one entry of the bans hash if the ban it holds has ended by the
- * caller's wall clock (ARGV[2], epoch ms), in one step so a longer ban another
- * node writes meanwhile stays. Without it entries only left the hash at a
- * reconcile, which a cluster whose Redis never restarts may not see for
- * months: the hash grew by every ban ever made.
- */
-const FORGET_SCRIPT = `
-local text = redis.call('HGET', KEYS[1], ARGV[1])
-if not text then return 0 end
-local ok, ban = pcall(cjson.decode, text)
-if ok and type(ban) == 'table' and type(ban.expiresAt) == 'number' and ban.expiresAt > tonumber(ARGV[2]) then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-return 1
-`;
-
-interface ForgetCommand {
-  portcullisForgetBan(keyCount: 1, key: string, target: string, nowEpochMs: number): Promise<number>;
-}
-
 export interface ClusterSyncParts {
   /** Commands (bans hash, publish). */
   readonly redis: RedisClient;
@@ -83,7 +60,7 @@ export class ClusterSync {
   readonly #parts: ClusterSyncParts;
   readonly #node = randomUUID();
   readonly #channel: string;
-  readonly #bansKey: string;
+  readonly #bans: SharedBanHash;
   readonly #pending = new Map<string, [ip: string, weight: number, rule: string, site: string | null]>();
   #flushTimer: TimerHandle = null;
   /** Set while a ban or lift heard from another node is applied, so it is not sent back. */
@@ -96,10 +73,9 @@ export class ClusterSync {
   #closed = false;
 
   constructor(parts: ClusterSyncParts) {
-    parts.redis.defineCommand('portcullisForgetBan', { lua: FORGET_SCRIPT });
     this.#parts = parts;
     this.#channel = `${parts.prefix}events`;
-    this.#bansKey = `${parts.prefix}bans`;
+    this.#bans = new SharedBanHash(parts.redis, `${parts.prefix}bans`);
   }
 
   /** Subscribes, follows the ledger, and reconciles now and at every reconnect. */
@@ -133,11 +109,8 @@ export class ClusterSync {
 
   /**
    * Makes the ledger and the shared bans one: loads what others banned, writes
-   * what this node banned meanwhile. The hash may hold as many bans as
-   * `escalation.max_bans` (a million by default), so it is read with HSCAN
-   * and written in slices: every command stays small enough for
-   * `store.timeout`, which one HGETALL of a hundred thousand bans is not.
-   * A reconcile asked for while one runs (a reconnect during it) runs after it.
+   * what this node banned meanwhile (in slices, see SharedBanHash). A
+   * reconcile asked for while one runs (a reconnect during it) runs after it.
    */
   async reconcile(): Promise<void> {
     if (this.#reconciling) {
@@ -171,14 +144,14 @@ export class ClusterSync {
 
   /** One reconcile; false when it could not finish (logged). */
   async #reconcileOnce(): Promise<boolean> {
-    const { redis, ledger, clock, wall, logger } = this.#parts;
+    const { ledger, clock, wall, logger } = this.#parts;
     try {
-      const stored = await this.#loadBans();
+      const stored = await this.#bans.readAll();
       const nowMs = clock.nowMs();
       const expired: string[] = [];
       const theirs = new Map<string, Ban>();
       for (const [target, text] of stored) {
-        const shared = this.#parse(text);
+        const shared = parseSharedBan(text, clock, wall);
         if (shared === null) {
           expired.push(target);
           continue;
@@ -186,43 +159,29 @@ export class ClusterSync {
         theirs.set(target, shared);
         this.#applyBan(shared, nowMs);
       }
-      for (let i = 0; i < expired.length; i += WRITE_SLICE) await redis.hdel(this.#bansKey, ...expired.slice(i, i + WRITE_SLICE));
+      await this.#bans.deleteAll(expired);
       // Then ours: every active ban Redis lacks, or holds shorter, is written.
-      const writes: string[] = [];
+      const writes: [string, string][] = [];
       const announce: unknown[] = [];
       for (const ban of ledger.active()) {
         const known = theirs.get(ban.target);
         // A stored dry-run ban does not cover an enforced one of ours.
         if (known !== undefined && known.expiresMs >= ban.expiresMs && (ban.dryRun || !known.dryRun)) continue;
         const shared = toSharedBan(ban, clock, wall);
-        writes.push(ban.target, JSON.stringify(shared));
+        writes.push([ban.target, JSON.stringify(shared)]);
         announce.push(shared);
       }
-      for (let i = 0; i < writes.length; i += WRITE_SLICE * 2) await redis.hset(this.#bansKey, ...writes.slice(i, i + WRITE_SLICE * 2));
+      await this.#bans.writeAll(writes);
       // Nodes that reconciled before this one wrote would not see them otherwise.
-      for (let i = 0; i < announce.length; i += WRITE_SLICE) {
-        await Promise.all(announce.slice(i, i + WRITE_SLICE).map((ban) => this.#publish({ from: this.#node, kind: 'ban', ban }, 'ban')));
+      for (let i = 0; i < announce.length; i += ANNOUNCE_SLICE) {
+        await Promise.all(announce.slice(i, i + ANNOUNCE_SLICE).map((ban) => this.#publish({ from: this.#node, kind: 'ban', ban }, 'ban')));
       }
-      logger.info({ shared: theirs.size, written: writes.length / 2 }, 'cluster: bans reconciled with the shared store');
+      logger.info({ shared: theirs.size, written: writes.length }, 'cluster: bans reconciled with the shared store');
       return true;
     } catch (error) {
       logger.warn({ err: (error as Error).message, retryInMs: this.#retryMs }, 'cluster: could not reconcile bans with the shared store; tried again later and at reconnect');
       return false;
     }
-  }
-
-  /** Every entry of the bans hash, a page of HSCAN at a time (a field seen twice by the scan is kept once). */
-  async #loadBans(): Promise<Map<string, string>> {
-    const stored = new Map<string, string>();
-    let cursor = '0';
-    // HSCAN ends by itself; the bound only guards against a server that never says so.
-    for (let page = 0; page < MAX_SCAN_PAGES; page++) {
-      const [next, fields] = await this.#parts.redis.hscan(this.#bansKey, cursor, 'COUNT', SCAN_COUNT);
-      for (let i = 0; i + 1 < fields.length; i += 2) stored.set(fields[i] as string, fields[i + 1] as string);
-      if (next === '0') return stored;
-      cursor = next;
-    }
-    throw new Error(`the bans hash did not end after ${MAX_SCAN_PAGES} HSCAN pages`);
   }
 
   /** Sends the last strikes and stops following. */
@@ -246,17 +205,17 @@ export class ClusterSync {
 
   #share(change: BanChange): void {
     if (this.#applying) return;
-    const { redis, clock, wall } = this.#parts;
+    const { clock, wall } = this.#parts;
     if (change.kind === 'added') {
       const shared = toSharedBan(change.ban, clock, wall);
-      redis.hset(this.#bansKey, change.ban.target, JSON.stringify(shared)).catch(() => undefined);
+      this.#bans.write(change.ban.target, JSON.stringify(shared)).catch(() => undefined);
       void this.#publish({ from: this.#node, kind: 'ban', ban: shared }, 'ban');
     } else if (change.kind === 'removed' && change.why === 'lifted') {
-      redis.hdel(this.#bansKey, change.ban.target).catch(() => undefined);
+      this.#bans.delete(change.ban.target).catch(() => undefined);
       void this.#publish({ from: this.#node, kind: 'lift', target: change.ban.target }, 'lift');
     } else if (change.kind === 'removed') {
       // Expired here: out of the hash too, unless another node has written a longer one since.
-      (redis as RedisClient & ForgetCommand).portcullisForgetBan(1, this.#bansKey, change.ban.target, wall.epochMs()).catch(() => undefined);
+      this.#bans.forgetEnded(change.ban.target, wall.epochMs()).catch(() => undefined);
     }
   }
 
@@ -353,17 +312,6 @@ export class ClusterSync {
     if (ban.scope === 'prefix') return escalator.overlapsProtected(ban.target);
     const addr = parseClientAddress(ban.target);
     return addr !== null && escalator.protects(addr);
-  }
-
-  #parse(text: string): Ban | null {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return null;
-    }
-    const shared = fromSharedBan(value, this.#parts.clock, this.#parts.wall);
-    return 'ban' in shared ? shared.ban : null;
   }
 }
 
