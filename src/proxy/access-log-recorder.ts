@@ -39,7 +39,7 @@ export class AccessLogRecorder {
     const log = this.#log;
     if (log === null) return;
     await responseClosed(res);
-    log.record(logEntry(req, request, context, decidedEpochMs, res.statusCode, bodyBytesOf(res)));
+    log.record(logEntry(log, req, request, context, decidedEpochMs, res.statusCode, bodyBytesOf(res)));
   }
 
   /**
@@ -55,16 +55,16 @@ export class AccessLogRecorder {
     if (log === null || !log.refusals) return;
     const epochMs = this.#wall.epochMs() - (this.#clock.nowMs() - decidedMs);
     if (res === null) {
-      log.record({ ...logEntry(req, request, context, epochMs, status, 0), refusal });
+      log.record({ ...logEntry(log, req, request, context, epochMs, status, 0), refusal });
       return;
     }
     countBodyBytes(res);
-    void responseClosed(res).then(() => log.record({ ...logEntry(req, request, context, epochMs, res.headersSent ? res.statusCode : status, bodyBytesOf(res)), refusal }));
+    void responseClosed(res).then(() => log.record({ ...logEntry(log, req, request, context, epochMs, res.headersSent ? res.statusCode : status, bodyBytesOf(res)), refusal }));
   }
 }
 
 /** The access-log facts of a request, for its `combined` line. */
-function logEntry(req: IncomingMessage, request: RequestFacts, context: ListenerContext, epochMs: number, status: number, bytes: number): AccessLogEntry {
+function logEntry(log: AccessLog, req: IncomingMessage, request: RequestFacts, context: ListenerContext, epochMs: number, status: number, bytes: number): AccessLogEntry {
   return {
     clientIp: request.client.ip,
     epochMs,
@@ -75,7 +75,7 @@ function logEntry(req: IncomingMessage, request: RequestFacts, context: Listener
     bytes,
     ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }),
     ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
-    vhost: logVhost(request.site, req),
+    ...(log.namesVhost ? { vhost: logVhost(request.site, req) } : {}),
     port: context.port,
   };
 }
