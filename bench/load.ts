@@ -7,7 +7,12 @@
  * reported, because the machine is shared and noisy. wrk runs on CPU 0, each
  * proxy on CPU 1 (taskset), loopback only, every run bounded.
  *
- *   npm run build && npx tsx bench/load.ts [--rounds 7] [--duration 5] [--connections 50] [--skip-apache]
+ * Each proxy process is warmed up for `--warmup` seconds before it is measured:
+ * V8 goes on optimising the request path for 10–15 s of full load (a
+ * `--trace-opt` count of optimised functions stops growing after that), on
+ * threads whose CPU the measured run would otherwise be charged for.
+ *
+ *   npm run build && npx tsx bench/load.ts [--rounds 7] [--duration 5] [--warmup 10] [--connections 50] [--skip-apache]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,10 +27,11 @@ import { unrefusingShippedPolicy } from './support/unrefusing-shipped-policy.js'
 import { runWrk, type WrkRun } from './support/wrk.js';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '7' }, duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '50' }, 'skip-apache': { type: 'boolean', default: false } },
+  options: { rounds: { type: 'string', default: '7' }, duration: { type: 'string', default: '5' }, warmup: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, 'skip-apache': { type: 'boolean', default: false } },
 });
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
+const warmupS = Number(values.warmup);
 const connections = Number(values.connections);
 requireTool('wrk', 'wrk');
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -127,7 +133,7 @@ async function measure(originName: string, originPort: number, path: string, dir
           const [command, args] = await proxy.command();
           const child = startChild(...pinned(1, command, args), { env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn' } });
           await waitForHttp(`http://127.0.0.1:${proxy.port}/`);
-          await runWrk({ url, connections, durationS: 2, cpu: 0 });
+          await runWrk({ url, connections, durationS: warmupS, cpu: 0 });
           return { pids: () => [child.child.pid as number], stop: () => child.stop() };
         },
       });
@@ -209,7 +215,7 @@ try {
   }
 
   const env = environment();
-  const how = `node ${env.node}, ${env.cpu} (${env.cores} cores), wrk -t1 -c${connections} ${durationS}s, median of ${rounds} interleaved rounds`;
+  const how = `node ${env.node}, ${env.cpu} (${env.cores} cores), wrk -t1 -c${connections} ${durationS}s after ${warmupS}s of warm-up, median of ${rounds} interleaved rounds`;
   print(`clean traffic, fast origin: ${how}`, fast);
   if (behindApache.length > 0) print(`clean traffic, Apache 2.4 static file as the origin: ${how}`, behindApache);
   const byName = (name: string) => fast.find((row) => row.name === name);
@@ -233,7 +239,7 @@ try {
         `req/s ${met.reqPerSecVsNginx?.toFixed(2) ?? 'n/a'} × nginx (target ≥ 0.5); p99 ${met.p99VsBare.toFixed(2)} × bare (target ≤ 2); RSS after ${met.rssMbAfter.toFixed(0)} MB (target ≤ 130)`,
     );
   }
-  console.log(`wrote ${await writeResult('load', { rounds, durationS, connections, results: fast, apacheResults: behindApache, targets: targetsMet })}`);
+  console.log(`wrote ${await writeResult('load', { rounds, durationS, warmupS, connections, results: fast, apacheResults: behindApache, targets: targetsMet })}`);
 } finally {
   await origin.stop();
   await apache?.stop();
