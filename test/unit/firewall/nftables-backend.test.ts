@@ -3,7 +3,9 @@ import { BackendUnavailableError, FirewallBatchError, FirewallCommandError } fro
 import type { KernelBan } from '../../../src/firewall/ban-backend.js';
 import { validateBan } from '../../../src/firewall/ban-validation.js';
 import { ScriptedCommandRunner, type RecordedCommand } from '../../../src/firewall/command-runner.js';
-import { NftablesBackend, parseNftSets, renderNftCommit, renderNftInit, renderNftReplaceAll, type NftLayout } from '../../../src/firewall/nftables-backend.js';
+import { NftablesBackend } from '../../../src/firewall/nftables-backend.js';
+import { parseNftSets } from '../../../src/firewall/nftables-listing.js';
+import { renderNftCommit, renderNftInit, renderNftReplaceAll, type NftLayout } from '../../../src/firewall/nftables-script.js';
 import { PendingBans } from '../../../src/firewall/pending-bans.js';
 
 const ip = (target: string, timeoutSec = 600): KernelBan => ({ target, family: target.includes(':') ? 6 : 4, scope: 'ip', timeoutSec });
