@@ -78,16 +78,36 @@ export class ClusterSync {
     this.#bans = new SharedBanHash(parts.redis, `${parts.prefix}bans`);
   }
 
-  /** Subscribes, follows the ledger, and reconciles now and at every reconnect. */
+  /** Subscribes, follows the ledger, and reconciles now and at every reconnect of either connection. */
   async start(): Promise<void> {
-    const { subscriber, redis, ledger, logger } = this.#parts;
+    const { subscriber, redis, ledger } = this.#parts;
     subscriber.on('message', (channel: string, text: string) => {
       if (channel === this.#channel) this.#receive(text);
     });
-    subscriber.subscribe(this.#channel).catch((error: Error) => logger.warn({ err: error.message }, 'cluster: subscribing to ban and strike events failed; retried at reconnect'));
     this.#unsubscribe = ledger.onChange((change) => this.#share(change));
     redis.on('ready', () => void this.reconcile());
-    if (redis.status === 'ready') await this.reconcile();
+    // Events published while the subscriber is away are lost, and it
+    // reconnects on its own, not with the command connection: a ban another
+    // node announced meanwhile would never arrive. So each time it is back,
+    // the subscription is confirmed first and the bans reconciled after it.
+    subscriber.on('ready', () => void this.#subscribeThenReconcile());
+    if (subscriber.status === 'ready') await this.#subscribeThenReconcile();
+    else if (redis.status === 'ready') await this.reconcile();
+  }
+
+  /**
+   * Subscribes, then reconciles. A node writes a ban to the hash before it
+   * publishes it, so any ban published before the subscription took effect
+   * is in the hash that the reconcile reads after it.
+   */
+  async #subscribeThenReconcile(): Promise<void> {
+    try {
+      await this.#parts.subscriber.subscribe(this.#channel);
+    } catch (error) {
+      this.#parts.logger.warn({ err: (error as Error).message }, 'cluster: subscribing to ban and strike events failed; retried when the subscriber reconnects');
+      return;
+    }
+    if (this.#parts.redis.status === 'ready') await this.reconcile();
   }
 
   /** A strike this node counted: sent to the others with the next batch. */

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApache, type ApacheHandle } from '../support/apache.js';
 import { request, type TestResponse } from '../support/http-client.js';
@@ -102,6 +103,31 @@ describe('cluster mode over Redis', () => {
     await within(1_000, () => bans(b, client));
     expect((await get(a, client).catch(() => ({ status: -1 }))).status).not.toBe(200);
     expect((await get(b, client).catch(() => ({ status: -1 }))).status).not.toBe(200);
+  });
+
+  it('brings a ban published while a node\'s subscriber was away to that node once it is back', async () => {
+    // Only the subscriber connections go: the command connections stay up,
+    // so no node sees a reconnect of its store, and the ban A publishes
+    // meanwhile reaches no one. While `maxclients` is held at the clients
+    // left, the subscribers cannot come back before A has published.
+    const admin = new Redis(redis.url);
+    try {
+      const connected = Number(/connected_clients:(\d+)/.exec(await admin.info('clients'))?.[1]);
+      const subscribers = ((await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string).trim().split('\n').length;
+      await admin.config('SET', 'maxclients', String(connected - subscribers));
+      await admin.client('KILL', 'TYPE', 'pubsub');
+      const client = '127.20.0.8';
+      const banned = await request(a.adminUrl, { method: 'POST', path: '/bans', body: JSON.stringify({ ip: client, duration: '1h' }), headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+      expect(banned.status).toBe(201);
+      // A has written and published it by the time its admin API answers; B's subscriber is refused.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await bans(b, client)).toBe(false);
+      await admin.config('SET', 'maxclients', '10000');
+      await within(5_000, () => bans(b, client));
+    } finally {
+      await admin.config('SET', 'maxclients', '10000').catch(() => {});
+      admin.disconnect();
+    }
   });
 
   it('while Redis is down: no request waits past the timeout, limits hold per node, /readyz says degraded; after it is back, shared mode resumes and bans made meanwhile reach the other node', async () => {
