@@ -1,5 +1,5 @@
 import type { WriteStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/timers.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
 import { accessLogMetrics, type AccessLogMetrics } from '../metrics/access-log-metrics.js';
+import { openForAppend } from './access-log-file.js';
 import { formatCombinedLine, formatVhostCombinedLine, type AccessLogEntry } from './access-log-format.js';
 
 export type { AccessLogEntry } from './access-log-format.js';
@@ -47,16 +48,14 @@ export interface AccessLogDeps {
  * string. A write through the thread pool costs about 65 µs of CPU (25 on
  * the event loop) whatever it holds; written at the end of each turn, as
  * before, it held two or three lines under load, and the write alone was 6 %
- * of the proxy's CPU (0.4 % now). A crash loses at most this much of the
- * log; a clean stop loses nothing.
+ * of the proxy's main-thread CPU (0.4 % now). A crash loses at most this
+ * much of the log; a clean stop loses nothing.
  */
 export const ACCESS_LOG_FLUSH_MS = 100;
 /** A batch this large goes out at once, without waiting for the interval. */
 export const ACCESS_LOG_FLUSH_BYTES = 64 * 1024;
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const DEFAULT_RETRY_AFTER_ERROR_MS = 10_000;
-/** Created rw-r-----: client addresses and URLs are personal data; the group is for log readers (adm). */
-const FILE_MODE = 0o640;
 
 /**
  * An Apache `combined`-format log of forwarded requests (and, with
@@ -288,21 +287,6 @@ export class AccessLog {
     const run = this.#opening.then(task);
     this.#opening = run.catch(() => {});
     return run;
-  }
-}
-
-/** Opens for appending (O_APPEND: each write lands at the end, even if another process also appends), creating with FILE_MODE. */
-async function openForAppend(path: string): Promise<FileHandle> {
-  try {
-    return await open(path, 'a', FILE_MODE);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
-    const hint =
-      code === 'ENOENT' ? '; does the directory exist?'
-      : code === 'EACCES' || code === 'EPERM' ? '; can the portcullis user write to it and its directory?'
-      : code === 'EISDIR' ? '; access_log must name a file'
-      : '';
-    throw new Error(`cannot open access log ${path} for appending: ${code}${hint}`, { cause: error });
   }
 }
 
