@@ -101,6 +101,8 @@ export class ClusterSync {
    * is in the hash that the reconcile reads after it.
    */
   async #subscribeThenReconcile(): Promise<void> {
+    // A reconnect between close() and the connections' end subscribes nothing.
+    if (this.#closed) return;
     try {
       await this.#parts.subscriber.subscribe(this.#channel);
     } catch (error) {

@@ -75,7 +75,7 @@ function logEntry(log: AccessLog, req: IncomingMessage, request: RequestFacts, c
     bytes,
     ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }),
     ...(req.headers['user-agent'] === undefined ? {} : { userAgent: req.headers['user-agent'] }),
-    ...(log.namesVhost ? { vhost: logVhost(request.site, req) } : {}),
+    vhost: log.namesVhost ? logVhost(request.site, req) : undefined,
     port: context.port,
   };
 }
