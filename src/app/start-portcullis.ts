@@ -40,7 +40,7 @@ import { createResolver, forwarderOptions, listenerSpec, serverLimits, slotOptio
 import { startEscalation, type EscalationRuntime } from './escalation-runtime.js';
 import { checkReadiness } from './readiness.js';
 import { SiteUpstreams } from './site-upstreams.js';
-import { startCluster, type RunningCluster } from './start-cluster.js';
+import type { RunningCluster } from './start-cluster.js';
 import { resolveUpstreamAddresses } from './upstream-addresses.js';
 
 /** A running proxy. */
@@ -137,6 +137,8 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   });
   closers.push('escalation', escalation, () => escalation.close());
   if (config.store.type === 'redis') {
+    // Loaded only here: a single node never holds the Redis client's code (about 250 KB of source).
+    const { startCluster } = await import('./start-cluster.js');
     const running = await startCluster(config, { ledger, escalator, clock, wall, timers: systemTimers, logger, registry });
     closers.push('cluster', running, () => running.close());
     cluster = running;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +92,25 @@ describe('portcullis serve', () => {
     }
   });
 
+  it('a single node never loads the Redis client', async () => {
+    const file = join(dir, 'single.yaml');
+    await writeFile(file, `listen: "127.0.0.1:0"\nupstream: "${apache.url}"\nstate_dir: "${join(dir, 'state-single')}"\n`);
+    // Node's CommonJS cache names every package file loaded, also those an ES module imported.
+    const loaded = join(dir, 'loaded.txt');
+    const preload = join(dir, 'list-loaded.cjs');
+    await writeFile(preload, `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(loaded)}, Object.keys(require.cache).join('\\n')));\n`);
+    const child = spawn(process.execPath, ['--require', preload, ...NODE_ARGS, ...CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await listeningPort(child);
+      child.kill('SIGUSR2');
+      const files = await readWhenWritten(loaded);
+      expect(files.some((path) => path.includes('/node_modules/undici/')), 'the list holds packages at all').toBe(true);
+      expect(files.filter((path) => path.includes('/node_modules/ioredis/'))).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('refuses to start on an invalid policy, naming the problem', async () => {
     const file = join(dir, 'bad.yaml');
     await writeFile(file, 'listen: "127.0.0.1:0"\nlimits: 5\n');
@@ -100,6 +119,16 @@ describe('portcullis serve', () => {
     expect(result.stderr).toContain(`${file}:2:9: limits: must be`);
   });
 });
+
+/** The lines of `file` once it exists (bounded wait). */
+async function readWhenWritten(file: string): Promise<string[]> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text !== undefined) return text.split('\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${file} was not written within 5 s`);
+}
 
 /** Reads the port from the "portcullis is listening" log line (bounded wait). */
 function listeningPort(child: ChildProcess): Promise<number> {
