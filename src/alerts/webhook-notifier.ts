@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
-import type { AlertsConfig, WebhookConfig } from '../config/schema.js';
+import type { AlertsConfig } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { RateLimitedLog } from '../core/rate-limited-log.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/timers.js';
 import type { AlertMetrics } from '../metrics/alert-metrics.js';
 import type { Alert, AlertEvent } from './alert.js';
+import { channelKey, describeUrl, newChannel, type Channel } from './webhook-channel.js';
+import { classifyStatus, describeError, insertionIndex, type Delivery, type Outcome } from './webhook-delivery.js';
 import { UndiciWebhookTransport, type WebhookTransport } from './webhook-transport.js';
 
 export interface WebhookNotifierOptions {
@@ -31,42 +33,6 @@ export interface WebhookNotifierOptions {
   /** The longest `close()` waits for aborted deliveries and connections to wind down. @default 1000 */
   readonly closeGraceMs?: number;
 }
-
-/** One alert on its way to one webhook. */
-interface Delivery {
-  readonly event: AlertEvent;
-  readonly body: string;
-  /** Order of `notify` calls; keeps a channel's queue oldest first across retries. */
-  readonly seq: number;
-  readonly raisedMs: number;
-  attempts: number;
-  /** Not attempted before this time (retry backoff). */
-  dueMs: number;
-}
-
-/**
- * Everything about one configured webhook. Each has its own queue, bound and
- * in-flight cap, so a receiver that is down or hangs neither takes the
- * others' connection slots nor pushes their alerts out of a shared queue.
- */
-interface Channel {
-  readonly key: string;
-  readonly webhook: WebhookConfig;
-  /** Waiting deliveries, oldest (lowest seq) first; in-flight ones are not here. */
-  readonly queue: Delivery[];
-  readonly inFlight: Map<Delivery, { controller: AbortController; done: Promise<void> }>;
-  timer: unknown;
-  pumpScheduled: boolean;
-  /** No longer configured: finishes what it holds, takes nothing new, then is forgotten. */
-  retired: boolean;
-}
-
-/** What one attempt came to; a value, because a failing receiver is expected, not exceptional. */
-type Outcome =
-  | { readonly kind: 'delivered'; readonly status: number }
-  | { readonly kind: 'retry'; readonly why: string; readonly status?: number }
-  | { readonly kind: 'refused'; readonly status: number }
-  | { readonly kind: 'closed' };
 
 /** Why an attempt's signal was aborted; compared by identity. */
 const TIMED_OUT = new Error('webhook attempt timed out');
@@ -158,7 +124,7 @@ export class WebhookNotifier {
       // The same webhook listed twice gets each alert once.
       if (channel !== undefined && active.includes(channel)) continue;
       if (channel === undefined) {
-        channel = { key, webhook, queue: [], inFlight: new Map(), timer: null, pumpScheduled: false, retired: false };
+        channel = newChannel(key, webhook);
         this.#channels.set(key, channel);
       }
       channel.retired = false;
@@ -315,48 +281,6 @@ export class WebhookNotifier {
   #count(event: AlertEvent, result: 'delivered' | 'failed' | 'dropped'): void {
     this.#metrics.alerts.inc({ event, result });
   }
-}
-
-/** 2xx is delivered; 429 and 5xx say "try again later"; anything else (3xx, 4xx) will not get better by retrying. */
-function classifyStatus(status: number): Outcome {
-  if (status >= 200 && status < 300) return { kind: 'delivered', status };
-  if (status === 429 || status >= 500) return { kind: 'retry', why: `status ${status}`, status };
-  return { kind: 'refused', status };
-}
-
-/** Where to put a retried delivery so the queue stays oldest first. */
-function insertionIndex(queue: readonly Delivery[], seq: number): number {
-  let low = 0;
-  let high = queue.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if ((queue[mid] as Delivery).seq < seq) low = mid + 1;
-    else high = mid;
-  }
-  return low;
-}
-
-function channelKey(webhook: WebhookConfig): string {
-  return JSON.stringify([webhook.url, Object.entries(webhook.headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
-}
-
-/**
- * The webhook's origin and nothing more, for logs: chat webhooks carry their
- * secret in the path or query (`/services/T000/B000/XXXX`), and logs are read
- * by more people than the policy file.
- */
-function describeUrl(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
-function describeError(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  return typeof code === 'string' ? `${code}: ${message}` : message;
 }
 
 function positiveInteger(name: string, value: number): number {
