@@ -8,26 +8,19 @@ import type { Escalator } from '../escalation/escalator.js';
 import { makeClientKey, parseClientAddress, type ClientKey, type PrefixLengths } from '../identity/client-key.js';
 import type { ClusterMetrics } from '../metrics/cluster-metrics.js';
 import { fromSharedBan, parseSharedBan, toSharedBan } from './cluster-bans.js';
-import { MAX_MESSAGE_CHARS, readClusterMessage, STRIKE_BATCH_MAX, type ClusterMessage } from './cluster-messages.js';
+import { MAX_MESSAGE_CHARS, readClusterMessage, type ClusterMessage } from './cluster-messages.js';
+import { heardBanToAdd } from './heard-ban.js';
 import type { RedisClient } from './redis-connection.js';
 import { SharedBanHash } from './shared-ban-hash.js';
+import { StrikeBatch } from './strike-batch.js';
 
-/** How long strikes wait to be sent together: "at most ~100 ms late". */
-const STRIKE_BATCH_MS = 100;
 /** First wait before a failed reconcile is tried again; it doubles up to the next. */
 const RECONCILE_RETRY_MIN_MS = 1_000;
 /** Longest wait between tries of a reconcile that keeps failing (a judgement call: a minute of log lines at most). */
 const RECONCILE_RETRY_MAX_MS = 60_000;
 /** Announcements in flight at once after a reconcile. */
 const ANNOUNCE_SLICE = 1_000;
-/**
- * Two nodes that counted the same strikes (each hears the other's batch)
- * both ban, with the same number, ending this far apart at most: a strike
- * batch (100 ms), its delivery, and the conversion through each node's wall
- * clock. Within it the other's copy is this node's ban, not a longer one: a
- * judgement call, far below any ban length.
- */
-const SAME_BAN_SLACK_MS = 2_000;
+
 export interface ClusterSyncParts {
   /** Commands (bans hash, publish). */
   readonly redis: RedisClient;
@@ -61,8 +54,7 @@ export class ClusterSync {
   readonly #node = randomUUID();
   readonly #channel: string;
   readonly #bans: SharedBanHash;
-  readonly #pending = new Map<string, [ip: string, weight: number, rule: string, site: string | null]>();
-  #flushTimer: TimerHandle = null;
+  readonly #strikes: StrikeBatch;
   /** Set while a ban or lift heard from another node is applied, so it is not sent back. */
   #applying = false;
   #unsubscribe: (() => void) | null = null;
@@ -76,6 +68,7 @@ export class ClusterSync {
     this.#parts = parts;
     this.#channel = `${parts.prefix}events`;
     this.#bans = new SharedBanHash(parts.redis, `${parts.prefix}bans`);
+    this.#strikes = new StrikeBatch(parts.timers, (strikes) => this.#publish({ from: this.#node, kind: 'strikes', strikes }, 'strikes'));
   }
 
   /** Subscribes, follows the ledger, and reconciles now and at every reconnect of either connection. */
@@ -112,21 +105,10 @@ export class ClusterSync {
     if (this.#parts.redis.status === 'ready') await this.reconcile();
   }
 
+
   /** A strike this node counted: sent to the others with the next batch. */
   strike(client: ClientKey, weight: number, rule: string, site: string | undefined): void {
-    const known = this.#pending.get(client.ip);
-    if (known !== undefined) known[1] += weight;
-    else {
-      this.#pending.set(client.ip, [client.ip, weight, rule, site ?? null]);
-      if (this.#pending.size >= STRIKE_BATCH_MAX) {
-        // A full batch goes now and the next one starts: none is dropped.
-        this.#parts.timers.clearTimeout(this.#flushTimer);
-        void this.#flush();
-        return;
-      }
-    }
-    // One timer per batch, not per strike: an idle node sets none.
-    this.#flushTimer ??= this.#parts.timers.setTimeout(() => this.#flush(), STRIKE_BATCH_MS);
+    this.#strikes.add(client, weight, rule, site);
   }
 
   /**
@@ -211,18 +193,8 @@ export class ClusterSync {
     this.#closed = true;
     this.#parts.timers.clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
-    this.#parts.timers.clearTimeout(this.#flushTimer);
-    this.#flushTimer = null;
-    await this.#flush().catch(() => undefined);
+    await this.#strikes.flush().catch(() => undefined);
     this.#unsubscribe?.();
-  }
-
-  async #flush(): Promise<void> {
-    this.#flushTimer = null;
-    if (this.#pending.size === 0) return;
-    const strikes = [...this.#pending.values()];
-    this.#pending.clear();
-    await this.#publish({ from: this.#node, kind: 'strikes', strikes }, 'strikes');
   }
 
   #share(change: BanChange): void {
@@ -308,19 +280,8 @@ export class ClusterSync {
       this.#parts.logger.warn({ target: ban.target, source: ban.source }, 'cluster: ignored a ban from another node on an address this node never bans (allowlisted, trusted proxy or upstream)');
       return;
     }
-    // A dry-run ban comes from a node still in dry run (a rollout from dry run
-    // to enforcing goes one node at a time). On a node that enforces, it would
-    // stand in for this node's own decision: held, it stops this node's
-    // escalator from banning the address (one ban at a time), and it would
-    // replace a ban this node enforces with one that enforces nothing.
-    // The other way round, a node in dry run records another node's automatic
-    // ban without enforcing it, as it does its own; a manual ban is enforced
-    // even in dry run (an operator who bans by hand means it).
-    const dryRun = this.#parts.escalator.config.dry_run;
-    if (ban.dryRun && !dryRun) return;
-    const applied = dryRun && !ban.dryRun && ban.source !== 'manual' ? { ...ban, dryRun: true } : ban;
-    const mine = ledger.get(ban.target, nowMs);
-    if (mine !== null && (mine.expiresMs >= ban.expiresMs || isSameBan(mine, applied))) return;
+    const applied = heardBanToAdd(ban, ledger.get(ban.target, nowMs), this.#parts.escalator.config.dry_run);
+    if (applied === null) return;
     this.#applying = true;
     try {
       ledger.add(applied);
@@ -335,9 +296,4 @@ export class ClusterSync {
     const addr = parseClientAddress(ban.target);
     return addr !== null && escalator.protects(addr);
   }
-}
-
-/** Whether `theirs` is the ban this node already holds as `mine`, made by another node from the same strikes (see SAME_BAN_SLACK_MS). */
-function isSameBan(mine: Ban, theirs: Ban): boolean {
-  return mine.nth === theirs.nth && mine.scope === theirs.scope && mine.dryRun === theirs.dryRun && theirs.expiresMs - mine.expiresMs <= SAME_BAN_SLACK_MS;
 }
