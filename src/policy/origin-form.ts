@@ -1,4 +1,4 @@
-import { absoluteFormPathStart } from './request-path.js';
+import { absoluteFormPathStart } from './absolute-form.js';
 
 /** A request-target as it is forwarded: origin-form, plus the authority an absolute-form target named. */
 export interface OriginFormTarget {
