@@ -25,23 +25,21 @@ import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { CertificateStore } from '../tls/certificate-store.js';
 import { AccessLog } from '../proxy/access-log.js';
 import { ClientConnections } from '../proxy/client-connections.js';
-import type { UpstreamRoute } from '../proxy/listeners/listener-spec.js';
 import { ProxyServer, type TlsSetup } from '../proxy/proxy-server.js';
 import { RequestObserver } from '../proxy/request-observer.js';
-import { UndiciForwarder } from '../proxy/undici-forwarder.js';
 import { probeUpstream } from '../proxy/upstream-probe.js';
 import { UpgradedConnections } from '../proxy/upgraded-connections.js';
 import { UpstreamSlots } from '../proxy/upstream-slots.js';
-import { WebSocketForwarder } from '../proxy/websocket-forwarder.js';
 import { applyReload } from './apply-reload.js';
 import { bufferingSettings, startBuffering } from './start-buffering.js';
 import { CloserStack } from './closer-stack.js';
-import { createResolver, forwarderOptions, listenerSpec, serverLimits, slotOptions } from './component-options.js';
+import { createResolver, listenerSpec, serverLimits, slotOptions } from './component-options.js';
 import { startEscalation, type EscalationRuntime } from './escalation-runtime.js';
 import { checkReadiness } from './readiness.js';
 import { SiteUpstreams } from './site-upstreams.js';
 import type { RunningCluster } from './start-cluster.js';
 import { resolveUpstreamAddresses } from './upstream-addresses.js';
+import { UpstreamRoutes } from './upstream-routes.js';
 
 /** A running proxy. */
 export interface RunningPortcullis {
@@ -162,30 +160,11 @@ async function start(initial: PolicyConfig, options: StartOptions, closers: Clos
   const siteRates = config.sites.length === 0 ? undefined : new SiteDecisionRates();
   const observer = new RequestObserver({ metrics, rates, offenders, shadowed: new RecentOffenders(config.escalation.window), logger, refusals: alerts, sites: siteMetrics, ...(siteRates ? { siteRates } : {}) });
 
-  // One pair of forwarders per upstream the listeners and sites name (usually one). One closer for
-  // all, pushed before the listeners': a reload that adds a site upstream adds its forwarders to
-  // `routes`, and they too are closed only after the listeners have drained.
-  const routes = new Map<string, UpstreamRoute & { readonly forwarder: UndiciForwarder }>();
-  closers.push('forwarders', routes, async () => {
-    const results = await Promise.allSettled([...routes.values()].flatMap((route) => [route.forwarder.close(), route.websockets.close()]));
-    const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-  });
-  // A site upstream's pool follows its cap at each reload; the default one's cap is restart-only.
-  const routeTo = (upstream: string, connections?: number): UpstreamRoute => {
-    let route = routes.get(upstream);
-    if (route === undefined) {
-      const forwarder = new UndiciForwarder({ ...forwarderOptions(config, upstream), ...(connections === undefined ? {} : { connections }) });
-      const websockets = new WebSocketForwarder({ upstream, handshakeTimeoutMs: config.timeouts.upstream_headers }, logger);
-      route = { upstream, forwarder, websockets };
-      routes.set(upstream, route);
-    } else if (connections !== undefined) {
-      route.forwarder.resize(connections);
-    }
-    return route;
-  };
-  const siteUpstreams = new SiteUpstreams({ defaultSlots: slots, routeTo }, config);
-  const listeners = config.listen.map((listener) => listenerSpec(listener, routeTo(listener.upstream ?? config.upstream)));
+  // Pushed before the listeners' closer, so forwarders (also those a reload adds) close only after the listeners drained.
+  const routes = new UpstreamRoutes(() => config, logger);
+  closers.push('forwarders', routes, () => routes.close());
+  const siteUpstreams = new SiteUpstreams({ defaultSlots: slots, routeTo: (upstream, connections) => routes.routeTo(upstream, connections) }, config);
+  const listeners = config.listen.map((listener) => listenerSpec(listener, routes.routeTo(listener.upstream ?? config.upstream)));
   const certificates = options.tls === undefined && listeners.some((spec) => spec.tls) ? await openCertificates(config, logger, registry, wall) : null;
   if (certificates !== null) closers.push('certificates', certificates, () => certificates.close());
   const tlsSetup: TlsSetup | undefined =
