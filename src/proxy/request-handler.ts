@@ -146,7 +146,7 @@ export class RequestHandler {
     if (outcome !== 'ok' && outcome !== 'client_aborted' && outcome !== 'body_too_large') {
       this.#failures.warn(outcome, { method: req.method, url: req.url }, `upstream request failed: ${outcome}`);
     }
-    if (decidedEpochMs !== null) await this.#recorder.forwarded(req, res, request, context, decidedEpochMs);
+    if (decidedEpochMs !== null) this.#recorder.forwarded(req, res, request, context, decidedEpochMs);
   }
 
   /**
