@@ -105,7 +105,6 @@ export class ClusterSync {
     if (this.#parts.redis.status === 'ready') await this.reconcile();
   }
 
-
   /** A strike this node counted: sent to the others with the next batch. */
   strike(client: ClientKey, weight: number, rule: string, site: string | undefined): void {
     this.#strikes.add(client, weight, rule, site);

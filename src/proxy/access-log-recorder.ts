@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import type { Clock, WallClock } from '../core/clock.js';
 import type { RequestFacts } from '../engine/decision-engine.js';
 import type { CompiledSite } from '../policy/compiled-site.js';
@@ -16,11 +17,13 @@ export class AccessLogRecorder {
   readonly #log: AccessLog | null;
   readonly #wall: WallClock;
   readonly #clock: Clock;
+  readonly #logger: Logger;
 
-  constructor(log: AccessLog | null, wall: WallClock, clock: Clock) {
+  constructor(log: AccessLog | null, wall: WallClock, clock: Clock, logger: Logger) {
     this.#log = log;
     this.#wall = wall;
     this.#clock = clock;
+    this.#logger = logger;
   }
 
   /**
@@ -42,7 +45,7 @@ export class AccessLogRecorder {
   forwarded(req: IncomingMessage, res: ServerResponse, request: RequestFacts, context: ListenerContext, decidedEpochMs: number): void {
     const log = this.#log;
     if (log === null) return;
-    whenClosed(res, () => log.record(logEntry(log, req, request, context, decidedEpochMs, res.statusCode, bodyBytesOf(res))));
+    this.#whenClosed(res, () => log.record(logEntry(log, req, request, context, decidedEpochMs, res.statusCode, bodyBytesOf(res))));
   }
 
   /**
@@ -62,7 +65,22 @@ export class AccessLogRecorder {
       return;
     }
     countBodyBytes(res);
-    whenClosed(res, () => log.record(logEntry(log, req, request, context, epochMs, res.headersSent ? res.statusCode : status, bodyBytesOf(res), refusal)));
+    this.#whenClosed(res, () => log.record(logEntry(log, req, request, context, epochMs, res.headersSent ? res.statusCode : status, bodyBytesOf(res), refusal)));
+  }
+
+  /** Runs `write` once `res` is over (sent in full, or its connection gone), at once if it is. */
+  #whenClosed(res: ServerResponse, write: () => void): void {
+    // 'close' comes once per response, which is dropped after it: no need for once()'s wrapper or a promise.
+    const guarded = (): void => {
+      // A throw here would escape Node's close event and end the process: logged as the request handler logs its own.
+      try {
+        write();
+      } catch (error) {
+        this.#logger.error({ err: error, code: 'PC_ERR_INTERNAL' }, 'internal error while writing an access-log line: line lost (please report this line)');
+      }
+    };
+    if (res.closed) guarded();
+    else res.on('close', guarded);
   }
 }
 
@@ -85,12 +103,6 @@ function logEntry(log: AccessLog, req: IncomingMessage, request: RequestFacts, c
   };
 }
 
-/** Runs `then` once `res` is over (sent in full, or its connection gone), at once if it is. */
-function whenClosed(res: ServerResponse, then: () => void): void {
-  // 'close' comes once per response, which is dropped after it: no need for once()'s wrapper or a promise.
-  if (res.closed) then();
-  else res.on('close', then);
-}
 
 /** `%v` for the access log: the chosen site's first exact host name, else the host the client asked for (without port). */
 function logVhost(site: CompiledSite | null | undefined, req: IncomingMessage): string | undefined {

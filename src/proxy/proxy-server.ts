@@ -44,7 +44,7 @@ export class ProxyServer {
     this.#tarpit = new BanTarpit(limits.tarpitMs, limits.tarpitMax, parts.timers);
     this.#handshakes = new HandshakeLimiter(limits.tlsHandshakes);
     this.#gate = new ConnectionGate(() => this.#parts, () => this.#limits.connectionsPerClientMax, this.#tarpit, this.#handshakes);
-    const recorder = new AccessLogRecorder(parts.accessLog, parts.wall, parts.clock);
+    const recorder = new AccessLogRecorder(parts.accessLog, parts.wall, parts.clock, parts.logger);
     this.#handler = new RequestHandler(() => this.#parts, () => this.#limits, this.#tarpit, recorder);
   }
 

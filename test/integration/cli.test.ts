@@ -98,7 +98,8 @@ describe('portcullis serve', () => {
     // Node's CommonJS cache names every package file loaded, also those an ES module imported.
     const loaded = join(dir, 'loaded.txt');
     const preload = join(dir, 'list-loaded.cjs');
-    await writeFile(preload, `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(loaded)}, Object.keys(require.cache).join('\\n')));\n`);
+    // Written aside and renamed, so the test never reads a half-written list.
+    await writeFile(preload, `process.on('SIGUSR2', () => { const fs = require('node:fs'); fs.writeFileSync(${JSON.stringify(`${loaded}.part`)}, Object.keys(require.cache).join('\\n')); fs.renameSync(${JSON.stringify(`${loaded}.part`)}, ${JSON.stringify(loaded)}); });\n`);
     const child = spawn(process.execPath, ['--require', preload, ...NODE_ARGS, ...CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       await listeningPort(child);
