@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   PC_ERR_ADMIN_TOKEN: 'The admin token could not be read from admin.token_file, or is too short to be safe (16 characters at least).',
   PC_ERR_ADMIN_REQUEST: 'The admin API refused a request: bad input, unknown route, or a missing or wrong bearer token. The JSON body says which.',
   PC_ERR_ADMIN_HOST: 'The admin API refused a request whose Host header names neither its own address, localhost nor an admin.allowed_hosts entry (a guard against DNS rebinding); add the name to admin.allowed_hosts if it is yours.',
-  PC_ERR_INTERNAL: 'A bug in portcullis: the admin API or the proxy answered 500 (the proxy closes the connection when the answer had begun) and logged the cause; the process goes on. Please report it with that log line.',
+  PC_ERR_INTERNAL: 'A bug in portcullis: the admin API or the proxy answered 500 (the proxy closes the connection when the answer had begun), or an access-log line could not be written and was lost, and the cause was logged; the process goes on. Please report it with that log line.',
   PC_ERR_ADMIN_UNREACHABLE: 'The CLI could not reach the admin API: is portcullis running, and is --admin (or admin.listen) right?',
   PC_ERR_REPLAY_INPUT: 'portcullis replay could not read a log file (missing, unreadable, or a damaged .gz); the message names it.',
   PC_ERR_ACCESS_LOG: 'The access log file could not be opened or written; requests are still served.',
