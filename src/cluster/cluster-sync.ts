@@ -74,19 +74,23 @@ export class ClusterSync {
   /** Subscribes, follows the ledger, and reconciles now and at every reconnect of either connection. */
   async start(): Promise<void> {
     const { subscriber, redis, ledger } = this.#parts;
-    subscriber.on('message', (channel: string, text: string) => {
-      if (channel === this.#channel) this.#receive(text);
-    });
+    subscriber.on('message', this.#onMessage);
     this.#unsubscribe = ledger.onChange((change) => this.#share(change));
-    redis.on('ready', () => void this.reconcile());
+    redis.on('ready', this.#onRedisReady);
     // Events published while the subscriber is away are lost, and it
     // reconnects on its own, not with the command connection: a ban another
     // node announced meanwhile would never arrive. So each time it is back,
     // the subscription is confirmed first and the bans reconciled after it.
-    subscriber.on('ready', () => void this.#subscribeThenReconcile());
+    subscriber.on('ready', this.#onSubscriberReady);
     if (subscriber.status === 'ready') await this.#subscribeThenReconcile();
     else if (redis.status === 'ready') await this.reconcile();
   }
+
+  readonly #onMessage = (channel: string, text: string): void => {
+    if (channel === this.#channel) this.#receive(text);
+  };
+  readonly #onRedisReady = (): void => void this.reconcile();
+  readonly #onSubscriberReady = (): void => void this.#subscribeThenReconcile();
 
   /**
    * Subscribes, then reconciles. A node writes a ban to the hash before it
@@ -116,6 +120,7 @@ export class ClusterSync {
    * reconcile asked for while one runs (a reconnect during it) runs after it.
    */
   async reconcile(): Promise<void> {
+    if (this.#closed) return;
     if (this.#reconciling) {
       this.#reconcileAgain = true;
       return;
@@ -187,9 +192,13 @@ export class ClusterSync {
     }
   }
 
-  /** Sends the last strikes and stops following. */
+  /** Sends the last strikes and stops following: nothing heard or reconciled after this reaches the ledger. */
   async close(): Promise<void> {
     this.#closed = true;
+    const { redis, subscriber } = this.#parts;
+    subscriber.off('message', this.#onMessage);
+    redis.off('ready', this.#onRedisReady);
+    subscriber.off('ready', this.#onSubscriberReady);
     this.#parts.timers.clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     await this.#strikes.flush().catch(() => undefined);
