@@ -5,6 +5,9 @@ import { STRIKE_BATCH_MAX, type StrikeEntry } from './cluster-messages.js';
 /** How long strikes wait to be sent together: "at most ~100 ms late". */
 const STRIKE_BATCH_MS = 100;
 
+/** A StrikeEntry still being summed into. */
+type PendingStrike = [...StrikeEntry];
+
 /**
  * The strikes this node counted and has not yet told the others, one entry
  * per client (weights summed), sent when 100 ms have passed since the first
@@ -13,7 +16,7 @@ const STRIKE_BATCH_MS = 100;
 export class StrikeBatch {
   readonly #timers: Timers;
   readonly #send: (strikes: StrikeEntry[]) => Promise<void>;
-  readonly #pending = new Map<string, [ip: string, weight: number, rule: string, site: string | null]>();
+  readonly #pending = new Map<string, PendingStrike>();
   #flushTimer: TimerHandle = null;
 
   /** @param send publishes one batch; it must not throw (a failed publish is the caller's to swallow). */
