@@ -5,6 +5,8 @@ import { parseAccessLogLine, type LoggedRequest } from '../replay/access-log-lin
 import { compileLogFormat, NAMED_LOG_FORMATS } from '../replay/log-format.js';
 import { compareReplays } from '../replay/replay-comparison.js';
 import { renderReplayReport, type ReplayInput } from '../replay/replay-report.js';
+import { MAX_LOG_LINE_BYTES, type LogLine } from '../replay/log-line-splitter.js';
+import { printableLogText } from '../replay/printable-log-text.js';
 import { ReplaySession } from '../replay/replay-session.js';
 import { TimeOrderedFeed } from '../replay/time-ordered-feed.js';
 import { inputSize, inTimeOrder, logLineBatches, type InputPosition } from './replay-input.js';
@@ -26,7 +28,8 @@ each request is decided by its site's rules. Lines come out of order by up to
 the longest request (Apache logs a request when it ends, stamped with when it
 began): they are put back in order within --window, and files are read
 oldest first whatever order they are given in (access.log* lists the newest
-first). Malformed lines are counted and the first few shown, never fatal.
+first). Malformed lines (and lines over 1 MiB) are counted and the first
+few shown, escaped; never fatal.
 
 Options:
   -c, --config FILE    the policy to try (default: the embedded one)
@@ -93,12 +96,12 @@ export async function runReplay(args: string[], out: NodeJS.WritableStream, err:
       for (const line of batch) {
         lineNumber++;
         progress?.line(bytesRead);
-        if (line.trim() === '') continue;
+        if (typeof line === 'string' && line.trim() === '') continue;
         input.lines++;
-        const request = parse(line);
+        const request = typeof line === 'string' ? parse(line) : null;
         if (request === null) {
           input.malformed++;
-          if (input.malformedExamples.length < MALFORMED_EXAMPLES) input.malformedExamples.push(`${file}:${lineNumber}: ${line.slice(0, 200)}`);
+          if (input.malformedExamples.length < MALFORMED_EXAMPLES) input.malformedExamples.push(`${file}:${lineNumber}: ${malformedExample(line)}`);
           continue;
         }
         decide(request);
@@ -113,6 +116,12 @@ export async function runReplay(args: string[], out: NodeJS.WritableStream, err:
   const comparison = other === undefined ? undefined : { file: values.against as string, result: other, differences: compareReplays(result, other) };
   out.write(values.json ? `${JSON.stringify({ input: done, ...result, ...(comparison === undefined ? {} : { against: comparison }) }, null, 2)}\n` : renderReplayReport(result, done, comparison));
   return 0;
+}
+
+/** How a malformed line is shown: its start, escaped for a terminal. */
+function malformedExample(line: LogLine): string {
+  if (typeof line === 'string') return printableLogText(line.slice(0, 200));
+  return `${printableLogText(line.start)}… (a line of ${line.bytes} bytes: longer than the ${MAX_LOG_LINE_BYTES / 1024 / 1024} MiB an access log line can be)`;
 }
 
 /** The line reader `--format` names. */

@@ -3,6 +3,7 @@ import { access, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { PortcullisError } from '../core/errors.js';
+import { LogLineSplitter, type LogLine } from '../replay/log-line-splitter.js';
 
 /** Where reading the inputs has got, for the progress line. */
 export interface InputPosition {
@@ -31,26 +32,22 @@ export async function inputSize(files: readonly string[]): Promise<number | null
  * The lines of one log in batches (one per chunk read, so the per-line work
  * stays synchronous): `-` is standard input, `.gz` is gunzipped. Bytes are
  * read one character per byte (latin1), as Apache writes them and as the
- * proxy's request targets are. A trailing `\r` is dropped. A read error (a
- * truncated .gz, say) ends it with PC_ERR_REPLAY_INPUT naming the file, after
- * the lines read before it.
+ * proxy's request targets are. A trailing `\r` is dropped; a line past
+ * MAX_LOG_LINE_BYTES comes as an OverlongLine, never held whole. A read
+ * error (a truncated .gz, say) ends it with PC_ERR_REPLAY_INPUT naming the
+ * file, after the lines read before it.
  */
-export async function* logLineBatches(file: string, position: InputPosition): AsyncGenerator<string[]> {
+export async function* logLineBatches(file: string, position: InputPosition): AsyncGenerator<LogLine[]> {
   let readError: Error | null = null;
   const stream = openLog(file, position, (error) => (readError = error));
-  let rest = '';
+  const splitter = new LogLineSplitter();
   for await (const chunk of stream as AsyncIterable<Buffer>) {
-    const text = rest + chunk.toString('latin1');
-    const lines = text.split('\n');
-    rest = lines.pop() as string;
-    yield text.includes('\r') ? lines.map(withoutCarriageReturn) : lines;
+    const lines = splitter.push(chunk.toString('latin1'));
+    if (lines.length > 0) yield lines;
   }
-  if (rest !== '') yield [withoutCarriageReturn(rest)];
+  const last = splitter.end();
+  if (last.length > 0) yield last;
   if (readError !== null) throw new PortcullisError('PC_ERR_REPLAY_INPUT', `cannot read log ${file}: ${(readError as Error).message} (a truncated .gz?)`, { cause: readError });
-}
-
-function withoutCarriageReturn(line: string): string {
-  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
 function openLog(file: string, position: InputPosition, onError: (error: Error) => void): Readable {
@@ -92,7 +89,7 @@ export async function inTimeOrder(files: readonly string[], parse: (line: string
     try {
       scan: for await (const batch of lines) {
         for (const line of batch) {
-          const request = parse(line);
+          const request = typeof line === 'string' ? parse(line) : null;
           if (request !== null) {
             first = request.epochMs;
             break scan;

@@ -64,6 +64,22 @@ describe('portcullis replay', () => {
     expect(result.input.malformedExamples[0]).toBe(`${gz}:601: not a log line`);
   });
 
+  it('skips a line longer than any access log line without holding it, and shows malformed lines with their control bytes escaped', async () => {
+    const file = join(dir, 'hostile.log');
+    const line = (i: number) => combinedLine({ ip: '198.51.100.7', epochMs: ATTACK_START_MS + i * 1000, target: `/p${i}` });
+    // 64 MiB without a newline: a binary file, or a log whose newlines were lost.
+    const overlong = 'a'.repeat(64 * 1024 * 1024);
+    await writeFile(file, `${line(0)}\n${overlong}\n${line(1)}\n\x1b[2J\x07 not a log line \xff\n${line(2)}\n`, 'latin1');
+    // A heap too small to hold the line even once: the line must not be held.
+    const run = await runCli(['replay', '--json', file], { env: { ...(process.env as Record<string, string>), NODE_OPTIONS: '--max-old-space-size=48' } });
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as ReplayJson;
+    expect(result.decisions.allow).toBe(3);
+    expect(result.input.malformed).toBe(2);
+    expect(result.input.malformedExamples[0]).toBe(`${file}:2: ${'a'.repeat(200)}… (a line of 67108864 bytes: longer than the 1 MiB an access log line can be)`);
+    expect(result.input.malformedExamples[1]).toBe(`${file}:4: \\x1b[2J\\x07 not a log line \\xff`);
+  });
+
   it('prints a report a person can read, and says what is wrong with its input', async () => {
     const text = await runCli(['replay', attackLog]);
     expect(text.code).toBe(0);
