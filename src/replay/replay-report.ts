@@ -1,5 +1,6 @@
 import type { ClientOutcome, OutcomeDifference } from './replay-comparison.js';
 import type { ReplayResult } from './replay-session.js';
+import { printableLogText } from './printable-log-text.js';
 
 /** How the input went: lines read and what could not be used. */
 export interface ReplayInput {
@@ -77,7 +78,7 @@ function renderCollateral(result: ReplayResult, out: string[]): void {
   out.push('client              requests  refused  first refused (UTC)  rule                 user agent');
   for (const suspect of result.collateral.slice(0, TOP_COLLATERAL)) {
     const rule = suspect.site === null ? suspect.rule : `${suspect.rule} on ${suspect.site}`;
-    out.push(`${suspect.client.padEnd(19)} ${String(suspect.requests).padStart(8)} ${String(suspect.refused).padStart(8)}  ${time(suspect.firstRefusedMs)}  ${rule.padEnd(20)} ${(suspect.userAgent ?? '-').slice(0, 40)}`);
+    out.push(`${suspect.client.padEnd(19)} ${String(suspect.requests).padStart(8)} ${String(suspect.refused).padStart(8)}  ${time(suspect.firstRefusedMs)}  ${rule.padEnd(20)} ${printableLogText((suspect.userAgent ?? '-').slice(0, 40))}`);
   }
   if (result.collateral.length > TOP_COLLATERAL) out.push(`  … and ${result.collateral.length - TOP_COLLATERAL} more (--json lists all)`);
 }

@@ -148,7 +148,9 @@ describe('portcullis replay', () => {
   it('lists visitors a too strict policy refuses as collateral, and --against shows who fares otherwise', async () => {
     const strict = join(dir, 'strict.yaml');
     await writeFile(strict, 'limits:\n  - name: pages\n    methods: [GET]\n    per_ip: { rate: 1/min, burst: 5 }\nescalation: { strikes: 1000, window: 60s, ban: 10m }\n');
-    const day = Array.from({ length: 600 }, (_, i) => combinedLine({ ip: `198.51.100.${(i % 5) + 1}`, epochMs: ATTACK_START_MS + i * 1000, target: `/post/${i}` }));
+    // One visitor's User-Agent carries a terminal escape (sets the window title): the report must not pass it on.
+    const agent = (n: number) => (n === 5 ? 'Mozilla/5.0 (\x1b]0;pwned\x07) Firefox' : undefined);
+    const day = Array.from({ length: 600 }, (_, i) => combinedLine({ ip: `198.51.100.${(i % 5) + 1}`, epochMs: ATTACK_START_MS + i * 1000, target: `/post/${i}`, agent: agent((i % 5) + 1) }));
     const log = join(dir, 'day.log');
     await writeFile(log, `${day.join('\n')}\n`);
     const json = (await replay('--config', strict, '--against', 'config/portcullis.yaml', log)) as ReplayJson & {
@@ -163,6 +165,8 @@ describe('portcullis replay', () => {
     expect(text.stdout).toMatch(/collateral: 5 clients that look like ordinary visitors/);
     expect(text.stdout).toMatch(/^198\.51\.100\.\d +120 +\d+ +2026-11-24 10:\d\d:\d\d +pages/m);
     expect(text.stdout).toMatch(/5 clients with another outcome:\n.*\n +198\.51\.100\.\d +refused \d+× +untouched/);
+    expect(text.stdout).toMatch(/^198\.51\.100\.5 .* Mozilla\/5\.0 \(\\x1b\]0;pwned\\x07\) Firefox$/m);
+    expect(text.stdout).not.toContain('\x1b');
   });
 
   it('draws a progress line on stderr with lines per second and the time left', async () => {
