@@ -140,6 +140,21 @@ describe('slow clients, through portcullis to a real Apache', () => {
     });
   });
 
+  it('(b) frees the buffers of pipelined answers once their client has gone, not at buffering.send_timeout', async () => {
+    // Node never closes a response queued behind another on a connection (it has
+    // no socket yet) when that connection goes: its buffered answer was held
+    // until the send timeout, a way for one client to fill the buffer budgets.
+    await withProxy(`${SMALL_CAPS}\nbuffering: { send_timeout: 60s }`, async (proxy) => {
+      const client = await connect(proxy, '127.62.9.1', { reading: false });
+      client.write('GET /big.bin?1 HTTP/1.1\r\nHost: test\r\n\r\nGET /big.bin?2 HTTP/1.1\r\nHost: test\r\n\r\n');
+      await waitFor(async () => (await allowedRequests(proxy)) >= 2);
+      // Both answers came from Apache and wait for the client, the second one entirely buffered.
+      await waitFor(async () => proxy.running.slots.inFlight === 0 && (await bufferedBytes(proxy, 'disk')) > BIG.length, 10_000);
+      client.reset();
+      await waitFor(async () => (await bufferedBytes(proxy, 'disk')) === 0 && (await bufferedBytes(proxy, 'memory')) === 0);
+    });
+  });
+
   it('(b) cuts a client that takes nothing of its buffered answer for buffering.send_timeout, and frees its buffer', async () => {
     await withProxy(`${SMALL_CAPS}\nbuffering: { send_timeout: 1s }`, async (proxy) => {
       const reader = await connect(proxy, '127.62.5.1', { reading: false });

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { closeWithConnectionWhileQueued } from './queued-responses.js';
 
 /** Client-side timeouts every HTTP/1.1 server of the proxy applies. */
 export interface HttpServerTimeouts {
@@ -36,7 +37,10 @@ export function createHttpServer(timeouts: HttpServerTimeouts, handlers: HttpSer
       // Node answers garbage with 400 and closes; nothing reaches Apache.
       requireHostHeader: true,
     },
-    (req, res) => handlers.request(req, res),
+    (req, res) => {
+      closeWithConnectionWhileQueued(req, res);
+      handlers.request(req, res);
+    },
   );
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handlers.upgrade(req, socket, head));
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => handlers.clientError(error, socket));
