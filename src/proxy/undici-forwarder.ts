@@ -65,8 +65,11 @@ export class UndiciForwarder implements Forwarder {
 
   async forward(req: IncomingMessage, res: ServerResponse, who: ForwardingIdentity, target: OriginFormTarget, buffering?: ForwardBuffering): Promise<ForwardOutcome> {
     const clientGone = new ClientGoneSignal();
+    // Not writableFinished: an HTTP/2 stream the client reset reads as
+    // finished (Node ends it), so the upstream request went on for nobody.
+    // Only our own end() of the answer says the client did not leave.
     const onClientGone = () => {
-      if (!res.writableFinished) clientGone.abort();
+      if (!res.writableEnded) clientGone.abort();
     };
     res.once('close', onClientGone);
     let body: NodeJS.ReadableStream | Buffer | AsyncIterable<Buffer> | null = null;
