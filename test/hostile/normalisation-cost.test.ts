@@ -9,14 +9,18 @@ import { normalizeRequestPath } from '../../src/policy/request-path.js';
  * ~3 ms, a plain 12 KB target 0.05 ms).
  *
  * Absolute times depend on the machine (they are in bench/path-normalise.ts);
- * this test compares a 12 KB target with a 1.5 KB one of the same shape in
- * the same process: 8 × the bytes costs ~8 × when linear, up to 64 × when
- * quadratic (measured before the fix: 17–38 × for the slow shapes, because
- * the linear part still weighs at 1.5 KB). The two sizes are timed in turn,
- * after a warm-up of every shape (so the JIT has settled), and compared by
- * their fastest timing: another process or a garbage collection only ever
- * adds time, so the minimum is the cost of the code itself. It must stay
- * under 12 ×.
+ * this test compares a 48 KB target with a 1.5 KB one of the same shape in
+ * the same process: 32 × the bytes costs ~32 × when linear, up to 1024 ×
+ * when quadratic (measured before the fix at 8 × the bytes: 17–38 × for the
+ * slow shapes, because the linear part still weighs at 1.5 KB; at 32 × that
+ * is 190 × and more). The two sizes are timed in turn, after a warm-up of
+ * every shape (so the JIT has settled), and compared by their fastest
+ * timing: another process or a garbage collection only ever adds time, so
+ * the minimum is the cost of the code itself. It must stay under 80 ×.
+ * Why so wide a gap: with other test files running beside it on both cores,
+ * the linear ratio was seen as high as 60 × (the large targets suffer more
+ * from a shared cache), and at 8 × the bytes, with a bound of 12 ×, that
+ * noise failed a linear implementation once.
  */
 
 /** Repeated units, each after a leading `/`, that take the slow path and, before the fix, cost quadratic time. */
@@ -35,12 +39,12 @@ const SHAPES: readonly string[] = [
 ];
 
 const SMALL_BYTES = 1536;
-const LARGE_FACTOR = 8;
+const LARGE_FACTOR = 32;
 const ROUNDS = 15;
-const WARM_UP_ROUNDS = 20;
+const WARM_UP_ROUNDS = 10;
 const CALLS_PER_TIMING = 10;
-/** Linear is 8 ×, quadratic up to 64 ×: a judgement call with room for noise on a shared machine. */
-const MAX_RATIO = 12;
+/** Linear is 32 ×, quadratic 190 × and more: a judgement call with room for noise on a shared machine. */
+const MAX_RATIO = 80;
 
 /** `/` then `unit` repeated: whole units only, so both sizes have the same shape (a cut escape would be refused early). */
 function targetOf(unit: string, repeats: number): string {
@@ -73,7 +77,7 @@ describe('path normalisation cost grows linearly with the target', () => {
     }
   });
 
-  it.each(SHAPES)('%j: 12 KB costs less than 12 × 1.5 KB', (unit) => {
+  it.each(SHAPES)('%j: 48 KB costs less than 80 × 1.5 KB', (unit) => {
     const { small, large } = sizesOf(unit);
     let smallNs = Infinity;
     let largeNs = Infinity;
@@ -82,7 +86,7 @@ describe('path normalisation cost grows linearly with the target', () => {
       largeNs = Math.min(largeNs, timeCalls(large));
     }
     const ratio = largeNs / smallNs;
-    const detail = `fastest of ${ROUNDS} timings of ${CALLS_PER_TIMING} calls: ${(largeNs / CALLS_PER_TIMING / 1000).toFixed(1)} µs per 12 KB target, ${(smallNs / CALLS_PER_TIMING / 1000).toFixed(1)} µs per 1.5 KB one`;
-    expect(ratio, `cost ratio 12 KB / 1.5 KB for ${JSON.stringify(unit)} (${detail})`).toBeLessThan(MAX_RATIO);
+    const detail = `fastest of ${ROUNDS} timings of ${CALLS_PER_TIMING} calls: ${(largeNs / CALLS_PER_TIMING / 1000).toFixed(1)} µs per 48 KB target, ${(smallNs / CALLS_PER_TIMING / 1000).toFixed(1)} µs per 1.5 KB one`;
+    expect(ratio, `cost ratio 48 KB / 1.5 KB for ${JSON.stringify(unit)} (${detail})`).toBeLessThan(MAX_RATIO);
   });
 });
