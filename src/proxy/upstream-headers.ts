@@ -21,9 +21,26 @@ const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded
  * Headers that name the client or the host it asked for, which applications
  * (WordPress plugins among them) read for the client address and for the host
  * in password-reset links. Only a trusted proxy may say these; from anyone
- * else they are dropped. Any `X-Forwarded-*` counts too.
+ * else they are dropped. Any `X-Forwarded-*` counts too. `client-ip`,
+ * `x-forwarded` and `forwarded-for` are what PHP's usual get_client_ip()
+ * helpers try before REMOTE_ADDR (as HTTP_CLIENT_IP, HTTP_X_FORWARDED,
+ * HTTP_FORWARDED_FOR).
  */
-const IDENTITY = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'cf-connecting-ip', 'true-client-ip', 'x-cluster-client-ip', 'fastly-client-ip']);
+const IDENTITY = new Set([
+  'forwarded',
+  'forwarded-for',
+  'x-forwarded',
+  'x-real-ip',
+  'client-ip',
+  'x-client-ip',
+  'cf-connecting-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+  'fastly-client-ip',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+]);
 
 function isIdentityHeader(lower: string): boolean {
   return IDENTITY.has(lower) || lower.startsWith('x-forwarded-');

@@ -15,6 +15,13 @@ const SPOOFED = [
   'X-Cluster-Client-IP: 6.6.6.6',
   'Fastly-Client-IP: 6.6.6.6',
   'X-Real-IP: 6.6.6.6',
+  // What PHP's common get_client_ip() helpers try before REMOTE_ADDR (HTTP_CLIENT_IP first, then HTTP_X_FORWARDED, HTTP_FORWARDED_FOR).
+  'Client-IP: 6.6.6.6',
+  'X-Forwarded: for=6.6.6.6',
+  'Forwarded-For: 6.6.6.6',
+  'X-Originating-IP: 6.6.6.6',
+  'X-Remote-IP: 6.6.6.6',
+  'X-Remote-Addr: 6.6.6.6',
 ];
 
 /**
