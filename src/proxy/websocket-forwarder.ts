@@ -98,8 +98,12 @@ export class WebSocketForwarder {
       });
       upstreamReq.on('upgrade', (res, upstream: Socket, upstreamHead: Buffer) => {
         upstream.on('error', () => client.destroy());
-        if (client.destroyed) {
+        // A client that ended its side while the upstream was deciding is
+        // over too: its 'end' has passed, so the listener below would never
+        // hear it, and the splice would stay open as long as the upstream does.
+        if (client.destroyed || client.readableEnded) {
           upstream.destroy();
+          client.destroy();
           return;
         }
         client.write(statusAndHeaders(res));

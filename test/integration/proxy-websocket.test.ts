@@ -18,10 +18,15 @@ describe('WebSocket upgrades', () => {
     upstream = http.createServer((_req, res) => res.end('plain'));
     upstream.on('upgrade', (req, socket: net.Socket) => {
       upstreamSockets.add(socket);
-      socket.write(
-        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          `X-Seen-Forwarded-For: ${req.headers['x-forwarded-for']}\r\nX-Seen-Path: ${req.url}\r\n\r\n`,
-      );
+      // Like many WebSocket servers, it keeps its side open when the other is ended (http.Server allows half-open).
+      const accept = () =>
+        socket.write(
+          'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+            `X-Seen-Forwarded-For: ${req.headers['x-forwarded-for']}\r\nX-Seen-Path: ${req.url}\r\n\r\n`,
+        );
+      // /late accepts after 300 ms, so a client can do something in between.
+      if (req.url?.startsWith('/late')) setTimeout(accept, 300).unref();
+      else accept();
       socket.on('data', (chunk) => socket.write(chunk));
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
@@ -76,6 +81,26 @@ describe('WebSocket upgrades', () => {
     expect(head).toMatch(/^x-seen-forwarded-for: 127\.40\.1\.1$/im);
     expect(head).toMatch(/^x-seen-path: \/chat\?room=1$/im);
     expect(echoed).toBe('hello through the portcullis');
+  });
+
+  it('closes the tunnel of a client that ended its side before the upstream accepted', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: proxy.port, localAddress: '127.40.2.1' });
+    socket.on('error', () => {});
+    socket.resume();
+    const closed = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 3_000);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    socket.on('connect', () => socket.end('GET /late HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+    try {
+      // Spliced once the upstream accepts, a connection no client can use again would otherwise stay open, counted against its per-client cap.
+      expect(await closed, 'the proxy closed the connection').toBe(true);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('applies blocks to upgrades too', async () => {
