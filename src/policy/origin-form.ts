@@ -14,7 +14,8 @@ export interface OriginFormTarget {
  * proxies) keeps its path and query byte for byte: no URL parser rewrites it
  * (the WHATWG parser turns `\\` into `/` and resolves dot segments, which let
  * `http://h/foo\\..\\xmlrpc.php` past a block on `/xmlrpc.php`). A fragment is
- * dropped, as Apache ignores it. Returns null for a target that is neither form
+ * cut off (a request with one is refused anyway, as Apache refuses it: see
+ * findFramingProblem). Returns null for a target that is neither form
  * (or has an unreadable authority): the engine refuses those with 400.
  */
 export function toOriginForm(raw: string): OriginFormTarget | null {

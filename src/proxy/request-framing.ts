@@ -4,6 +4,8 @@ import type { MalformedRequest } from '../engine/decision-engine.js';
 const DUPLICATE_HOST: MalformedRequest = Object.freeze({ status: 400, reason: 'more than one Host header' });
 const STAR_NOT_OPTIONS: MalformedRequest = Object.freeze({ status: 400, reason: 'request-target * is only allowed with OPTIONS' });
 const TRANSFER_CODING: MalformedRequest = Object.freeze({ status: 501, reason: 'transfer coding other than chunked' });
+// Browsers never send one; Apache answers 400 to any `#` in the request-target, in either form.
+const FRAGMENT: MalformedRequest = Object.freeze({ status: 400, reason: 'fragment (#) in the request target' });
 
 /**
  * What in a request's framing Apache would refuse, so that portcullis refuses
@@ -21,6 +23,7 @@ export function findFramingProblem(req: IncomingMessage): MalformedRequest | nul
     if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return DUPLICATE_HOST;
   }
   if (req.url === '*' && req.method !== 'OPTIONS') return STAR_NOT_OPTIONS;
+  if ((req.url as string).includes('#')) return FRAGMENT;
   const coding = req.headers['transfer-encoding'];
   // Apache's http filter: any coding besides a single `chunked` is 501 Not Implemented.
   if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') return TRANSFER_CODING;

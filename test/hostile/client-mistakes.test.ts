@@ -39,6 +39,18 @@ describe('client mistakes are not upstream failures', () => {
     expect(await upstreamErrors()).toBe(before);
   });
 
+  it.each([
+    ['origin-form', 'GET /index.html#/../xmlrpc.php HTTP/1.1'],
+    ['absolute-form', 'GET http://a.test/index.html#top HTTP/1.1'],
+  ])('a fragment in an %s target is refused with 400 by portcullis, as Apache refuses it, and never reaches Apache', async (_form, requestLine) => {
+    const seen = (await apache.accessLog()).length;
+    const answer = await rawRequest(proxy.port, `${requestLine}\r\nHost: a.test\r\nConnection: close\r\n\r\n`);
+    expect(answer.status).toBe(400);
+    // Anything forwarded would be logged within this.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await apache.accessLog()).length).toBe(seen);
+  });
+
   it('OPTIONS * is answered without a 502', async () => {
     const before = await upstreamErrors();
     const answer = await rawRequest(proxy.port, 'OPTIONS * HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
