@@ -103,6 +103,30 @@ describe('HTTPS listeners', () => {
     expect((await apache.accessLog()).length).toBe(before);
   });
 
+  it('refuses over HTTP/2 the methods HTTP/1.1 refuses (lower case, made up), so no rule keyed on GET or POST is passed with `get`', async () => {
+    const before = (await apache.accessLog()).length;
+    const session = http2.connect(`https://site.test:${tlsPort}`, { ca: ca.ca, servername: 'site.test', host: '127.0.0.1', localAddress: '127.92.2.1' } as http2.SecureClientSessionOptions);
+    session.on('error', () => {});
+    try {
+      for (const method of ['get', 'Post', 'BREW']) {
+        const status = await new Promise<number>((resolve) => {
+          const stream = session.request({ ':method': method, ':path': '/echo.cgi' });
+          stream.on('response', (headers) => resolve(Number(headers[':status'])));
+          stream.on('error', () => resolve(0));
+          stream.on('close', () => resolve(0));
+          stream.resume();
+          stream.end();
+        });
+        expect(status, method).toBe(501);
+      }
+    } finally {
+      session.destroy();
+    }
+    // Anything forwarded would be logged within this.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await apache.accessLog()).length).toBe(before);
+  });
+
   it('carries request bodies and large answers over HTTP/2 through buffering, byte for byte', async () => {
     const session = http2.connect(`https://site.test:${tlsPort}`, { ca: ca.ca, servername: 'site.test', host: '127.0.0.1' } as http2.SecureClientSessionOptions);
     const exchange = (headers: http2.OutgoingHttpHeaders, body?: Buffer) =>
