@@ -3,6 +3,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApache, type ApacheHandle } from '../support/apache.js';
+import { startApacheWithScripts } from '../support/apache-scripts.js';
+import { holdsWithin } from '../support/holds-within.js';
 import { startTestProxy, type TestProxy } from '../support/portcullis.js';
 import {
   continuationFrame,
@@ -36,7 +38,8 @@ describe('HTTP/2 attacks', () => {
   let tlsPort: number;
 
   beforeAll(async () => {
-    apache = await startApache();
+    // With scripts: slow.cgi keeps a request at Apache for as long as a test needs.
+    apache = await startApacheWithScripts();
     ca = await createTestCa();
     const site = await ca.issue([AUTHORITY]);
     proxy = await startTestProxy(
@@ -270,6 +273,30 @@ describe('HTTP/2 attacks', () => {
     } finally {
       clearInterval(pinger);
       c.destroy();
+    }
+  });
+
+  // Last in this describe: Apache logs the cancelled requests when its script ends, seconds later,
+  // which would count against the "Apache sees nothing" checks of any test after it.
+  it('treats a stream the client cancels while Apache works on it as a client gone: the upstream request is dropped and its slot freed at once', async () => {
+    const session = http2.connect(`https://${AUTHORITY}:${tlsPort}`, { ca: ca.ca, servername: AUTHORITY, host: '127.0.0.1', localAddress: '127.98.9.1' } as http2.SecureClientSessionOptions);
+    session.on('error', () => {});
+    try {
+      // The script answers after 4 s; the client gives up once Apache has it.
+      const streams = Array.from({ length: 3 }, () => session.request({ ':path': '/slow.cgi?4' }).on('error', () => {}));
+      expect(await holdsWithin(3_000, () => proxy.running.slots.inFlight === 3), 'the requests hold slots').toBe(true);
+      for (const stream of streams) stream.close(http2.constants.NGHTTP2_CANCEL);
+      expect(await holdsWithin(1_500, () => proxy.running.slots.inFlight === 0), 'slots freed well before Apache answers').toBe(true);
+      // The session itself is fine: a browser leaving a page is no attack.
+      const status = await new Promise<number>((resolve) => {
+        const stream = session.request({ ':path': '/index.html' });
+        stream.on('response', (headers) => resolve(Number(headers[':status'])));
+        stream.on('error', () => resolve(0));
+        stream.resume();
+      });
+      expect(status).toBe(200);
+    } finally {
+      session.destroy();
     }
   });
 });

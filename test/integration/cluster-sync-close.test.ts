@@ -10,6 +10,7 @@ import { BanLedger } from '../../src/escalation/ban-ledger.js';
 import { Escalator } from '../../src/escalation/escalator.js';
 import { NeverBanList } from '../../src/escalation/never-ban-list.js';
 import { ClusterMetrics } from '../../src/metrics/cluster-metrics.js';
+import { holdsWithin } from '../support/holds-within.js';
 import { startRedis, type RedisHandle } from '../support/redis.js';
 
 const PREFIX = { ipv4: 24, ipv6: 64 };
@@ -30,16 +31,6 @@ async function node(url: string, prefix: string) {
 function ban(ledger: BanLedger, target: string): void {
   const nowMs = systemClock.nowMs();
   ledger.add({ target, scope: 'ip', family: 4, prefix: '198.51.100.0/24', source: 'manual', reason: 'test', startedMs: nowMs, expiresMs: nowMs + 600_000, nth: 1, dryRun: false });
-}
-
-/** Polls `check` every 20 ms for at most `withinMs`; whether it ever held. */
-async function holdsWithin(withinMs: number, check: () => boolean): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return check();
 }
 
 /** A closed ClusterSync applies nothing more to its ledger, even while its connections are still open. */
