@@ -17,6 +17,14 @@ export function writePlainResponse(res: ServerResponse, status: number, text: st
   };
   // HTTP/2 forbids connection-specific fields (Node throws on them): the stream ends, the session stays.
   if ((res as unknown) instanceof Http2ServerResponse) delete fields.connection;
-  res.writeHead(status, fields);
+  try {
+    res.writeHead(status, fields);
+  } catch {
+    // Fields an earlier writeHead left behind that HTTP/2 refuses: this
+    // answer cannot be written, so the stream is cut rather than the
+    // throw reaching (and ending) the process.
+    res.destroy();
+    return;
+  }
   res.end(body);
 }

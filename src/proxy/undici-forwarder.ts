@@ -5,6 +5,8 @@ import { BodyLimit, BodyTooLargeError } from './body-limit.js';
 import { ClientGoneSignal } from './client-gone-signal.js';
 import type { OriginFormTarget } from '../policy/origin-form.js';
 import type { ForwardBuffering, ForwardOutcome, Forwarder } from './forwarder.js';
+import { http2ResponseHeaders } from './http2-response-headers.js';
+import { isHttp2 } from './listeners/http2-server.js';
 import { writePlainResponse } from './plain-response.js';
 import { hasRequestBody } from './request-body-presence.js';
 import { buildClientHeaders, buildUpstreamHeaders, type ForwardingIdentity } from './upstream-headers.js';
@@ -159,7 +161,8 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 type ResponseHead = { statusCode: number; headers: Record<string, string | string[] | undefined>; opaque: ServerResponse };
 
 function writeResponseHead({ statusCode, headers, opaque }: ResponseHead): ServerResponse {
-  opaque.writeHead(statusCode, buildClientHeaders(headers));
+  const fields = buildClientHeaders(headers);
+  opaque.writeHead(statusCode, isHttp2(opaque) ? http2ResponseHeaders(fields) : fields);
   return opaque;
 }
 
