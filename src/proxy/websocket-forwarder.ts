@@ -93,6 +93,7 @@ export class WebSocketForwarder {
           return;
         }
         client.write(statusAndHeaders(res));
+        closeOnceWritten(client);
         res.pipe(client);
         settle('answered');
       });
@@ -144,6 +145,23 @@ function statusAndHeaders(res: IncomingMessage): string {
 
 /** Writes a bodiless answer of ours to a socket that is not (or no longer) an HTTP response, and closes it. */
 export function refuse(socket: Duplex, status: number, reason: string): void {
-  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  else socket.destroy();
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  closeOnceWritten(socket);
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/**
+ * Closes `socket` once what we end it with is written. Ending only half-closes
+ * it (the server's sockets allow half-open connections), and a socket whose
+ * client sent bytes nobody reads never sees its 'end': it never closed, and
+ * its per-client and global connection counts were held for good, until one
+ * client was locked out and the global cap spent. What it still sends is read
+ * and discarded meanwhile.
+ */
+function closeOnceWritten(socket: Duplex): void {
+  socket.resume();
+  socket.once('finish', () => socket.destroy());
 }

@@ -26,6 +26,8 @@ describe('WebSocket upgrades', () => {
         );
       // /late accepts after 300 ms, so a client can do something in between.
       if (req.url?.startsWith('/late')) setTimeout(accept, 300).unref();
+      // /refused is turned down after 200 ms, as a page that does not speak WebSocket is.
+      else if (req.url?.startsWith('/refused')) setTimeout(() => socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno'), 200).unref();
       else accept();
       socket.on('data', (chunk) => socket.write(chunk));
     });
@@ -101,6 +103,25 @@ describe('WebSocket upgrades', () => {
     } finally {
       socket.destroy();
     }
+  });
+
+  it('frees the connection of a refused handshake, also when the client wrote meanwhile', async () => {
+    const upgradedNow = async () => (await proxy.running.registry.getSingleMetric('portcullis_upgraded_connections')?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
+    for (let i = 0; i < 3; i++) {
+      const socket = net.connect({ host: '127.0.0.1', port: proxy.port, localAddress: '127.40.3.1' });
+      socket.on('error', () => {});
+      socket.resume();
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('connect', () => {
+        socket.write('GET /refused HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+        setTimeout(() => socket.write('x'), 50);
+      });
+      await closed;
+    }
+    // Counted until the proxy's side of each connection has closed.
+    const deadline = Date.now() + 2_000;
+    while ((await upgradedNow()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await upgradedNow()).toBe(0);
   });
 
   it('applies blocks to upgrades too', async () => {
