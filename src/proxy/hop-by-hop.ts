@@ -2,9 +2,11 @@
  * Headers that describe one connection, not the message (RFC 9110 §7.6.1):
  * a proxy must not forward them. `proxy-connection` is not in the RFC but old
  * clients still send it; `expect` is answered by portcullis itself (Node sends
- * the 100 Continue), and undici refuses to forward it.
+ * the 100 Continue), and undici refuses to forward it. `http2-settings`
+ * belongs to an h2c upgrade of one connection (RFC 7540 §3.2.1), and
+ * Node's HTTP/2 refuses it in a response.
  */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'http2-settings']);
 
 /** `Connection` values, as commonly spelled, that name no header. */
 const NOMINATES_NOTHING = new Set(['keep-alive', 'Keep-Alive', 'close', 'Close']);
